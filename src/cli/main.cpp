@@ -1,0 +1,9 @@
+// sluice: XDP as a userspace engine. One command with subcommands, in the conventions of bpftool and xdp-loader.
+#include <CLI/CLI.hpp>
+
+int main(int argc, char** argv) {
+    CLI::App app{"sluice: run unmodified XDP programs in userspace"};
+    app.require_subcommand(1);
+    CLI11_PARSE(app, argc, argv);
+    return 0;
+}
