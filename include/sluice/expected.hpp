@@ -22,7 +22,7 @@ struct error {
 template <typename T> class [[nodiscard]] expected {
 public:
     expected(T value) : _state(std::in_place_index<0>, std::move(value)) {}
-    expected(error failure) : _state(std::in_place_index<1>, std::move(failure)) {}
+    expected(sluice::error failure) : _state(std::in_place_index<1>, std::move(failure)) {}
 
     bool has_value() const { return _state.index() == 0; }
     explicit operator bool() const { return has_value(); }
@@ -45,14 +45,14 @@ private:
 template <> class [[nodiscard]] expected<void> {
 public:
     expected() = default;
-    expected(error failure) : _error(std::move(failure)) {}
+    expected(sluice::error failure) : _failure(std::move(failure)) {}
 
-    bool has_value() const { return !_error.has_value(); }
+    bool has_value() const { return !_failure.has_value(); }
     explicit operator bool() const { return has_value(); }
-    const sluice::error& error() const { return *_error; }
+    const sluice::error& error() const { return *_failure; }
 
 private:
-    std::optional<sluice::error> _error;
+    std::optional<sluice::error> _failure;
 };
 
 } // namespace sluice
