@@ -5,11 +5,12 @@
 #include <linux/bpf.h>
 
 #include <array>
+#include <string>
 
 namespace sluice::ebpf {
 namespace {
 
-#define SLUICE_HELPER_NAME(name) std::string_view{"bpf_" #name},
+#define SLUICE_HELPER_NAME(name) std::string_view{"bpf_" #name}
 constexpr std::array kernel_helper_names{__BPF_FUNC_MAPPER(SLUICE_HELPER_NAME)};
 #undef SLUICE_HELPER_NAME
 
