@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -74,6 +75,15 @@ public:
 
 private:
     interpreter(std::span<const instruction> code, const helper_table& helpers, interpreter_options options);
+
+    /// The run loop, compiled once per mode so that the unchecked loop carries no checks at all.
+    template <bool checked, bool limited>
+    expected<std::uint64_t> execute(std::array<std::uint64_t, 5> arguments, void* user);
+
+    /// Checked mode: whether [address, address + bytes) lies in the live stack or one registered region.
+    /// On failure `message` says why, naming the access.
+    bool access_allowed(std::uintptr_t address, std::size_t bytes, bool write, std::uintptr_t stack_low,
+                        std::uintptr_t stack_high, std::string& message) const;
 
     std::span<const instruction> _code;
     const helper_table* _helpers;
