@@ -1,9 +1,12 @@
 // sluice: XDP as a userspace engine. One command with subcommands, in the conventions of bpftool and xdp-loader.
 #include <CLI/CLI.hpp>
 
+#include "disasm_command.hpp"
+
 int main(int argc, char** argv) {
     CLI::App app{"sluice: run unmodified XDP programs in userspace"};
     app.require_subcommand(1);
+    sluice::cli::add_disasm_command(app);
     CLI11_PARSE(app, argc, argv);
     return 0;
 }
