@@ -108,20 +108,30 @@ struct alu_mnemonic {
 
 const std::map<std::string_view, alu_mnemonic, std::less<>>& alu_mnemonics() {
     static const std::map<std::string_view, alu_mnemonic, std::less<>> table{
-        {"add", {alu_add}},   {"sub", {alu_sub}},   {"mul", {alu_mul}},   {"div", {alu_div}},
-        {"sdiv", {alu_div, alu_form::binary, 1}},   {"or", {alu_or}},     {"and", {alu_and}},
-        {"lsh", {alu_lsh}},   {"rsh", {alu_rsh}},   {"neg", {alu_neg, alu_form::unary}},
-        {"mod", {alu_mod}},   {"smod", {alu_mod, alu_form::binary, 1}},   {"xor", {alu_xor}},
-        {"mov", {alu_mov}},   {"arsh", {alu_arsh}},
+        {"add", {alu_add}},
+        {"sub", {alu_sub}},
+        {"mul", {alu_mul}},
+        {"div", {alu_div}},
+        {"sdiv", {alu_div, alu_form::binary, 1}},
+        {"or", {alu_or}},
+        {"and", {alu_and}},
+        {"lsh", {alu_lsh}},
+        {"rsh", {alu_rsh}},
+        {"neg", {alu_neg, alu_form::unary}},
+        {"mod", {alu_mod}},
+        {"smod", {alu_mod, alu_form::binary, 1}},
+        {"xor", {alu_xor}},
+        {"mov", {alu_mov}},
+        {"arsh", {alu_arsh}},
     };
     return table;
 }
 
 const std::map<std::string_view, std::uint8_t, std::less<>>& jump_mnemonics() {
     static const std::map<std::string_view, std::uint8_t, std::less<>> table{
-        {"jeq", jmp_jeq},   {"jgt", jmp_jgt},   {"jge", jmp_jge},   {"jset", jmp_jset}, {"jne", jmp_jne},
-        {"jsgt", jmp_jsgt}, {"jsge", jmp_jsge}, {"jlt", jmp_jlt},   {"jle", jmp_jle},   {"jslt", jmp_jslt},
-        {"jsle", jmp_jsle},
+        {"jeq", jmp_jeq}, {"jgt", jmp_jgt},   {"jge", jmp_jge},   {"jset", jmp_jset},
+        {"jne", jmp_jne}, {"jsgt", jmp_jsgt}, {"jsge", jmp_jsge}, {"jlt", jmp_jlt},
+        {"jle", jmp_jle}, {"jslt", jmp_jslt}, {"jsle", jmp_jsle},
     };
     return table;
 }
@@ -134,14 +144,14 @@ const std::map<std::string_view, std::uint8_t, std::less<>>& size_suffixes() {
 
 const std::map<std::string_view, std::int32_t, std::less<>>& atomic_mnemonics() {
     static const std::map<std::string_view, std::int32_t, std::less<>> table{
-        {"add", atomic_add}, {"or", atomic_or},         {"and", atomic_and},
+        {"add", atomic_add}, {"or", atomic_or},     {"and", atomic_and},
         {"xor", atomic_xor}, {"xchg", atomic_xchg}, {"cmpxchg", atomic_cmpxchg}};
     return table;
 }
 
 struct source_line {
-    std::size_t number{}; ///< 1-based, for messages
-    std::string_view text;  ///< as written, without comment
+    std::size_t number{};  ///< 1-based, for messages
+    std::string_view text; ///< as written, without comment
     std::string_view mnemonic;
     std::vector<std::string_view> operands;
     std::size_t pc{};
@@ -255,8 +265,8 @@ expected<std::vector<instruction>> encoder::encode_alu(std::string_view name, bo
         return dst.error();
     }
     if (parse_register(_line.operands[1])) {
-        return one(make(static_cast<std::uint8_t>(cls_bits | src_x | mnemonic.operation), *dst, *parse_register(_line.operands[1]),
-                    mnemonic.offset, 0));
+        return one(make(static_cast<std::uint8_t>(cls_bits | src_x | mnemonic.operation), *dst,
+                        *parse_register(_line.operands[1]), mnemonic.offset, 0));
     }
     auto imm = imm32(1);
     if (!imm) {
@@ -373,7 +383,7 @@ expected<std::vector<instruction>> encoder::encode_atomic() {
     }
     const std::int32_t operation = found->second | (fetch ? atomic_fetch : 0);
     return one(make(static_cast<std::uint8_t>(cls_stx | mode_atomic | (is32 ? size_w : size_dw)), target_memory->base,
-                *source, target_memory->offset, operation));
+                    *source, target_memory->offset, operation));
 }
 
 expected<std::vector<instruction>> encoder::encode_load_store() {
@@ -502,12 +512,11 @@ expected<std::vector<instruction>> encoder::encode() {
         }
     }
     // movsx<from><to>: sign-extending move of the low `from` bits, in ALU (to 32) or ALU64 (to 64).
-    for (const auto& [spelling, is64, from] :
-         {std::tuple<std::string_view, bool, std::int16_t>{"movsx832", false, 8},
-          {"movsx1632", false, 16},
-          {"movsx864", true, 8},
-          {"movsx1664", true, 16},
-          {"movsx3264", true, 32}}) {
+    for (const auto& [spelling, is64, from] : {std::tuple<std::string_view, bool, std::int16_t>{"movsx832", false, 8},
+                                               {"movsx1632", false, 16},
+                                               {"movsx864", true, 8},
+                                               {"movsx1664", true, 16},
+                                               {"movsx3264", true, 32}}) {
         if (name == spelling) {
             if (auto bad = expect_operands(2)) {
                 return *bad;
@@ -521,7 +530,7 @@ expected<std::vector<instruction>> encoder::encode() {
                 return source.error();
             }
             return one(make(static_cast<std::uint8_t>((is64 ? cls_alu64 : cls_alu) | src_x | alu_mov), *dst, *source,
-                        from, 0));
+                            from, 0));
         }
     }
     if (is_load_store_mnemonic(name)) {

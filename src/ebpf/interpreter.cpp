@@ -21,13 +21,19 @@ namespace semantics {
 
 static_assert(std::endian::native == std::endian::little, "le/be below assume a little-endian host");
 
-constexpr std::uint32_t low(std::uint64_t value) { return static_cast<std::uint32_t>(value); }
+constexpr std::uint32_t low(std::uint64_t value) {
+    return static_cast<std::uint32_t>(value);
+}
 
 /// Unsigned division: by zero gives 0.
-template <typename U> constexpr U divide(U dividend, U divisor) { return divisor == 0 ? U{0} : U(dividend / divisor); }
+template <typename U> constexpr U divide(U dividend, U divisor) {
+    return divisor == 0 ? U{0} : U(dividend / divisor);
+}
 
 /// Unsigned modulo: by zero leaves the dividend.
-template <typename U> constexpr U modulo(U dividend, U divisor) { return divisor == 0 ? dividend : U(dividend % divisor); }
+template <typename U> constexpr U modulo(U dividend, U divisor) {
+    return divisor == 0 ? dividend : U(dividend % divisor);
+}
 
 /// Signed division (offset 1): by zero gives 0; INT_MIN / -1 gives INT_MIN (C++ would overflow; wrapping negation
 /// is exactly the RFC's answer for every dividend when the divisor is -1).
@@ -56,9 +62,15 @@ template <typename U> constexpr U signed_modulo(U dividend, U divisor) {
 }
 
 /// Shift amounts are masked to the operand width (& 31 or & 63), never undefined.
-template <typename U> constexpr U shift_mask() { return U(std::numeric_limits<U>::digits - 1); }
-template <typename U> constexpr U shift_left(U value, U amount) { return U(value << (amount & shift_mask<U>())); }
-template <typename U> constexpr U shift_right(U value, U amount) { return U(value >> (amount & shift_mask<U>())); }
+template <typename U> constexpr U shift_mask() {
+    return U(std::numeric_limits<U>::digits - 1);
+}
+template <typename U> constexpr U shift_left(U value, U amount) {
+    return U(value << (amount & shift_mask<U>()));
+}
+template <typename U> constexpr U shift_right(U value, U amount) {
+    return U(value >> (amount & shift_mask<U>()));
+}
 template <typename U> constexpr U shift_right_arithmetic(U value, U amount) {
     using S = std::make_signed_t<U>;
     return static_cast<U>(static_cast<S>(value) >> (amount & shift_mask<U>())); // C++20: arithmetic shift
@@ -72,37 +84,50 @@ template <typename From> constexpr std::uint64_t sign_extend(std::uint64_t value
 /// mov in ALU64: offset 0 copies, 8/16/32 sign-extend that many low bits.
 constexpr std::uint64_t move64(std::uint64_t source, std::int16_t offset) {
     switch (offset) {
-    case 8: return sign_extend<std::int8_t>(source);
-    case 16: return sign_extend<std::int16_t>(source);
-    case 32: return sign_extend<std::int32_t>(source);
-    default: return source;
+    case 8:
+        return sign_extend<std::int8_t>(source);
+    case 16:
+        return sign_extend<std::int16_t>(source);
+    case 32:
+        return sign_extend<std::int32_t>(source);
+    default:
+        return source;
     }
 }
 
 /// mov in ALU: as move64 but within 32 bits; the caller's write zero-extends.
 constexpr std::uint32_t move32(std::uint64_t source, std::int16_t offset) {
     switch (offset) {
-    case 8: return low(sign_extend<std::int8_t>(source));
-    case 16: return low(sign_extend<std::int16_t>(source));
-    default: return low(source);
+    case 8:
+        return low(sign_extend<std::int8_t>(source));
+    case 16:
+        return low(sign_extend<std::int16_t>(source));
+    default:
+        return low(source);
     }
 }
 
 /// Reverses the low `width` bits' bytes (16, 32 or 64); upper bits become zero.
 constexpr std::uint64_t byte_swap(std::uint64_t value, std::int32_t width) {
     switch (width) {
-    case 16: return __builtin_bswap16(static_cast<std::uint16_t>(value));
-    case 32: return __builtin_bswap32(static_cast<std::uint32_t>(value));
-    default: return __builtin_bswap64(value);
+    case 16:
+        return __builtin_bswap16(static_cast<std::uint16_t>(value));
+    case 32:
+        return __builtin_bswap32(static_cast<std::uint32_t>(value));
+    default:
+        return __builtin_bswap64(value);
     }
 }
 
 /// Keeps the low `width` bits (16, 32 or 64): on a little-endian host, conversion to little-endian is just this.
 constexpr std::uint64_t truncate(std::uint64_t value, std::int32_t width) {
     switch (width) {
-    case 16: return static_cast<std::uint16_t>(value);
-    case 32: return static_cast<std::uint32_t>(value);
-    default: return value;
+    case 16:
+        return static_cast<std::uint16_t>(value);
+    case 32:
+        return static_cast<std::uint32_t>(value);
+    default:
+        return value;
     }
 }
 
@@ -132,21 +157,39 @@ template <typename T> void store(std::uint64_t address, T value) {
 
 /// Atomic read-modify-write of a T at `address`; `operation` is the instruction's imm. Real atomics because maps
 /// are shared between workers. Returns false for an operation RFC 9669 does not define.
-template <typename T> bool atomic_update(std::uint64_t address, std::int32_t operation, std::uint64_t& source,
-                                         std::uint64_t& r0) {
+template <typename T>
+bool atomic_update(std::uint64_t address, std::int32_t operation, std::uint64_t& source, std::uint64_t& r0) {
     auto* target = reinterpret_cast<T*>(address);
     const auto value = static_cast<T>(source);
     switch (operation) {
-    case atomic_add: __atomic_fetch_add(target, value, __ATOMIC_SEQ_CST); return true;
-    case atomic_or: __atomic_fetch_or(target, value, __ATOMIC_SEQ_CST); return true;
-    case atomic_and: __atomic_fetch_and(target, value, __ATOMIC_SEQ_CST); return true;
-    case atomic_xor: __atomic_fetch_xor(target, value, __ATOMIC_SEQ_CST); return true;
+    case atomic_add:
+        __atomic_fetch_add(target, value, __ATOMIC_SEQ_CST);
+        return true;
+    case atomic_or:
+        __atomic_fetch_or(target, value, __ATOMIC_SEQ_CST);
+        return true;
+    case atomic_and:
+        __atomic_fetch_and(target, value, __ATOMIC_SEQ_CST);
+        return true;
+    case atomic_xor:
+        __atomic_fetch_xor(target, value, __ATOMIC_SEQ_CST);
+        return true;
     // The fetch forms load the old value, zero-extended, into the source register.
-    case atomic_add | atomic_fetch: source = __atomic_fetch_add(target, value, __ATOMIC_SEQ_CST); return true;
-    case atomic_or | atomic_fetch: source = __atomic_fetch_or(target, value, __ATOMIC_SEQ_CST); return true;
-    case atomic_and | atomic_fetch: source = __atomic_fetch_and(target, value, __ATOMIC_SEQ_CST); return true;
-    case atomic_xor | atomic_fetch: source = __atomic_fetch_xor(target, value, __ATOMIC_SEQ_CST); return true;
-    case atomic_xchg: source = __atomic_exchange_n(target, value, __ATOMIC_SEQ_CST); return true;
+    case atomic_add | atomic_fetch:
+        source = __atomic_fetch_add(target, value, __ATOMIC_SEQ_CST);
+        return true;
+    case atomic_or | atomic_fetch:
+        source = __atomic_fetch_or(target, value, __ATOMIC_SEQ_CST);
+        return true;
+    case atomic_and | atomic_fetch:
+        source = __atomic_fetch_and(target, value, __ATOMIC_SEQ_CST);
+        return true;
+    case atomic_xor | atomic_fetch:
+        source = __atomic_fetch_xor(target, value, __ATOMIC_SEQ_CST);
+        return true;
+    case atomic_xchg:
+        source = __atomic_exchange_n(target, value, __ATOMIC_SEQ_CST);
+        return true;
     case atomic_cmpxchg: {
         // Compares with r0; whatever happens, r0 receives the old value (compare_exchange writes it on failure, and
         // on success the old value equals the expected one).
@@ -155,7 +198,8 @@ template <typename T> bool atomic_update(std::uint64_t address, std::int32_t ope
         r0 = expected_value;
         return true;
     }
-    default: return false;
+    default:
+        return false;
     }
 }
 
@@ -164,7 +208,9 @@ struct saved_frame {
     std::array<std::uint64_t, 4> callee_saved{}; ///< r6..r9
 };
 
-std::uint64_t signed_imm(const instruction& ins) { return static_cast<std::uint64_t>(static_cast<std::int64_t>(ins.imm)); }
+std::uint64_t signed_imm(const instruction& ins) {
+    return static_cast<std::uint64_t>(static_cast<std::int64_t>(ins.imm));
+}
 
 } // namespace
 
@@ -278,8 +324,8 @@ expected<std::uint64_t> interpreter::execute(std::array<std::uint64_t, 5> argume
         const instruction ins = code[pc++];
         if constexpr (limited) {
             if (++executed > _options.instruction_limit) {
-                return error::at(at, fmt::format("instruction {}: instruction limit of {} reached", at,
-                                                 _options.instruction_limit));
+                return error::at(
+                    at, fmt::format("instruction {}: instruction limit of {} reached", at, _options.instruction_limit));
             }
         }
         std::uint64_t& dst = reg[ins.dst];
@@ -289,6 +335,8 @@ expected<std::uint64_t> interpreter::execute(std::array<std::uint64_t, 5> argume
         const std::uint64_t address_src = src + static_cast<std::uint64_t>(static_cast<std::int64_t>(ins.offset));
         const std::uint64_t address_dst = dst + static_cast<std::uint64_t>(static_cast<std::int64_t>(ins.offset));
 
+        // One line per opcode reads as the RFC's table; formatting it would triple its length.
+        // clang-format off
         switch (ins.opcode) {
         // ALU64, immediate and register forms.
         case cls_alu64 | src_k | alu_add: dst += imm; break;
@@ -405,6 +453,8 @@ expected<std::uint64_t> interpreter::execute(std::array<std::uint64_t, 5> argume
         case cls_jmp32 | src_k | jmp_jsle: if (std::int32_t(low(dst)) <= std::int32_t(low(imm))) { jump(); } break;
         case cls_jmp32 | src_x | jmp_jsle: if (std::int32_t(low(dst)) <= std::int32_t(low(src))) { jump(); } break;
 
+        // clang-format on
+
         // 64-bit immediate load. Pseudo sources (map fd, map value, ...) are the loader's to resolve; until it has,
         // the value is used as it stands.
         case op::lddw:
@@ -427,15 +477,27 @@ expected<std::uint64_t> interpreter::execute(std::array<std::uint64_t, 5> argume
                 }
             }
             switch (ins.opcode) {
-            case cls_ldx | mode_mem | size_b: dst = load<std::uint8_t>(address_src); break;
-            case cls_ldx | mode_mem | size_h: dst = load<std::uint16_t>(address_src); break;
-            case cls_ldx | mode_mem | size_w: dst = load<std::uint32_t>(address_src); break;
-            case cls_ldx | mode_mem | size_dw: dst = load<std::uint64_t>(address_src); break;
-            case cls_ldx | mode_memsx | size_b: dst = sign_extend<std::int8_t>(load<std::uint8_t>(address_src)); break;
+            case cls_ldx | mode_mem | size_b:
+                dst = load<std::uint8_t>(address_src);
+                break;
+            case cls_ldx | mode_mem | size_h:
+                dst = load<std::uint16_t>(address_src);
+                break;
+            case cls_ldx | mode_mem | size_w:
+                dst = load<std::uint32_t>(address_src);
+                break;
+            case cls_ldx | mode_mem | size_dw:
+                dst = load<std::uint64_t>(address_src);
+                break;
+            case cls_ldx | mode_memsx | size_b:
+                dst = sign_extend<std::int8_t>(load<std::uint8_t>(address_src));
+                break;
             case cls_ldx | mode_memsx | size_h:
                 dst = sign_extend<std::int16_t>(load<std::uint16_t>(address_src));
                 break;
-            default: dst = sign_extend<std::int32_t>(load<std::uint32_t>(address_src)); break;
+            default:
+                dst = sign_extend<std::int32_t>(load<std::uint32_t>(address_src));
+                break;
             }
             break;
 
@@ -455,10 +517,18 @@ expected<std::uint64_t> interpreter::execute(std::array<std::uint64_t, 5> argume
             }
             const std::uint64_t value = cls(ins.opcode) == cls_st ? imm : src;
             switch (size(ins.opcode)) {
-            case size_b: store(address_dst, static_cast<std::uint8_t>(value)); break;
-            case size_h: store(address_dst, static_cast<std::uint16_t>(value)); break;
-            case size_w: store(address_dst, static_cast<std::uint32_t>(value)); break;
-            default: store(address_dst, value); break;
+            case size_b:
+                store(address_dst, static_cast<std::uint8_t>(value));
+                break;
+            case size_h:
+                store(address_dst, static_cast<std::uint16_t>(value));
+                break;
+            case size_w:
+                store(address_dst, static_cast<std::uint32_t>(value));
+                break;
+            default:
+                store(address_dst, value);
+                break;
             }
             break;
         }
@@ -483,8 +553,8 @@ expected<std::uint64_t> interpreter::execute(std::array<std::uint64_t, 5> argume
         case op::call:
             if (ins.src == call_local) {
                 if (depth + 1 >= static_cast<std::size_t>(max_call_depth)) {
-                    return error::at(at, fmt::format("instruction {}: local call nests deeper than {} frames", at,
-                                                     max_call_depth));
+                    return error::at(
+                        at, fmt::format("instruction {}: local call nests deeper than {} frames", at, max_call_depth));
                 }
                 frames[depth] = saved_frame{pc, {reg[6], reg[7], reg[8], reg[9]}};
                 ++depth;
@@ -494,8 +564,8 @@ expected<std::uint64_t> interpreter::execute(std::array<std::uint64_t, 5> argume
                 break;
             }
             // create() proved the helper exists.
-            reg[0] = _helpers->find(static_cast<std::uint32_t>(ins.imm))(reg[1], reg[2], reg[3], reg[4], reg[5],
-                                                                          context);
+            reg[0] =
+                _helpers->find(static_cast<std::uint32_t>(ins.imm))(reg[1], reg[2], reg[3], reg[4], reg[5], context);
             if (context.stop) {
                 return context.stop_value;
             }
@@ -506,8 +576,8 @@ expected<std::uint64_t> interpreter::execute(std::array<std::uint64_t, 5> argume
             const helper_function function =
                 dst < max_helper_id ? _helpers->find(static_cast<std::uint32_t>(dst)) : nullptr;
             if (function == nullptr) {
-                return error::at(at, fmt::format("instruction {}: callx through r{} = {:#x}, which names no helper",
-                                                 at, ins.dst, dst));
+                return error::at(at, fmt::format("instruction {}: callx through r{} = {:#x}, which names no helper", at,
+                                                 ins.dst, dst));
             }
             reg[0] = function(reg[1], reg[2], reg[3], reg[4], reg[5], context);
             if (context.stop) {
