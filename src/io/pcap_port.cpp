@@ -98,7 +98,9 @@ file_kind sniff_kind(const std::string& path) {
 
 } // namespace
 
-void pcap_reader::handle_close::operator()(::pcap* handle) const { pcap_close(handle); }
+void pcap_reader::handle_close::operator()(::pcap* handle) const {
+    pcap_close(handle);
+}
 
 pcap_reader::pcap_reader(pcap_reader&&) noexcept = default;
 pcap_reader& pcap_reader::operator=(pcap_reader&&) noexcept = default;
@@ -177,8 +179,12 @@ std::size_t pcap_reader::rx_batch(std::span<xdp::frame*> frames) {
     return filled;
 }
 
-void pcap_writer::dead_close::operator()(::pcap* handle) const { pcap_close(handle); }
-void pcap_writer::dumper_close::operator()(::pcap_dumper* dumper) const { pcap_dump_close(dumper); }
+void pcap_writer::dead_close::operator()(::pcap* handle) const {
+    pcap_close(handle);
+}
+void pcap_writer::dumper_close::operator()(::pcap_dumper* dumper) const {
+    pcap_dump_close(dumper);
+}
 
 pcap_writer::pcap_writer(pcap_writer&&) noexcept = default;
 pcap_writer& pcap_writer::operator=(pcap_writer&&) noexcept = default;
@@ -186,11 +192,11 @@ pcap_writer::~pcap_writer() = default;
 
 expected<pcap_writer> pcap_writer::create(const std::string& path, timestamp_precision precision,
                                           std::uint32_t snapshot_length) {
-    const auto libpcap_precision = precision == timestamp_precision::nanosecond ? PCAP_TSTAMP_PRECISION_NANO
-                                                                                : PCAP_TSTAMP_PRECISION_MICRO;
+    const auto libpcap_precision =
+        precision == timestamp_precision::nanosecond ? PCAP_TSTAMP_PRECISION_NANO : PCAP_TSTAMP_PRECISION_MICRO;
     pcap_writer writer;
     writer._dead.reset(pcap_open_dead_with_tstamp_precision(DLT_EN10MB, static_cast<int>(snapshot_length),
-                                                             static_cast<u_int>(libpcap_precision)));
+                                                            static_cast<u_int>(libpcap_precision)));
     if (!writer._dead) {
         return error{fmt::format("cannot create {}: libpcap could not set up a writer", path)};
     }

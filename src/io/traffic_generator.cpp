@@ -31,7 +31,7 @@ constexpr std::uint64_t below(std::uint64_t random, std::uint64_t bound) {
 
 // Weyl sequences frac(k * alpha) are equidistributed: the first n flows hold each attribute in its share to within a
 // few flows, whatever n is. One irrational per attribute keeps the attributes independent of each other.
-constexpr double golden = 0.6180339887498949;  // protocol
+constexpr double golden = 0.6180339887498949;     // protocol
 constexpr double sqrt2_frac = 0.4142135623730951; // IP version
 constexpr double sqrt3_frac = 0.7320508075688772; // VLAN
 
@@ -40,7 +40,9 @@ double weyl(std::uint64_t index, double alpha, double offset) {
     return value - static_cast<double>(static_cast<std::uint64_t>(value));
 }
 
-double unit(std::uint64_t random) { return static_cast<double>(random >> 11) * 0x1.0p-53; }
+double unit(std::uint64_t random) {
+    return static_cast<double>(random >> 11) * 0x1.0p-53;
+}
 
 constexpr std::uint16_t ethertype_ipv4 = 0x0800;
 constexpr std::uint16_t ethertype_ipv6 = 0x86dd;
@@ -51,7 +53,9 @@ constexpr std::uint8_t ip_protocol_udp = 17;
 constexpr std::uint8_t ip_protocol_icmpv6 = 58;
 constexpr std::uint64_t start_seconds = 1'700'000'000;
 
-constexpr std::uint32_t l4_header_length(protocol proto) { return proto == protocol::tcp ? 20 : 8; }
+constexpr std::uint32_t l4_header_length(protocol proto) {
+    return proto == protocol::tcp ? 20 : 8;
+}
 
 std::uint32_t header_length(bool ipv6, bool vlan, protocol proto) {
     return 14 + (vlan ? 4U : 0U) + (ipv6 ? 40U : 20U) + l4_header_length(proto);
@@ -181,8 +185,8 @@ expected<ip_prefix> parse_prefix(std::string_view key, std::string_view text) {
     if (slash != std::string_view::npos) {
         const auto value = parse_number(text.substr(slash + 1));
         if (!value || *value > maximum) {
-            return spec_error(key, fmt::format("'{}' is not a prefix length (0 to {})", text.substr(slash + 1),
-                                               maximum));
+            return spec_error(key,
+                              fmt::format("'{}' is not a prefix length (0 to {})", text.substr(slash + 1), maximum));
         }
         length = *value;
     }
@@ -336,8 +340,12 @@ expected<traffic_generator> traffic_generator::create(const traffic_spec& spec) 
                         ? static_cast<std::uint16_t>(1 + below(mix64(random ^ 0x7f4a), 4094))
                         : std::uint16_t{0};
         const std::uint64_t mac = mix64(random ^ 0x3c);
-        item.source_mac = {0x02, 0x00, static_cast<std::uint8_t>(mac >> 24), static_cast<std::uint8_t>(mac >> 16),
-                           static_cast<std::uint8_t>(mac >> 8), static_cast<std::uint8_t>(mac)};
+        item.source_mac = {0x02,
+                           0x00,
+                           static_cast<std::uint8_t>(mac >> 24),
+                           static_cast<std::uint8_t>(mac >> 16),
+                           static_cast<std::uint8_t>(mac >> 8),
+                           static_cast<std::uint8_t>(mac)};
         item.source_port = static_cast<std::uint16_t>(1024 + below(mix64(random ^ 0x51), 64512));
         static constexpr std::array<std::uint16_t, 4> tcp_ports{80, 443, 22, 8080};
         static constexpr std::array<std::uint16_t, 4> udp_ports{53, 123, 443, 4789};
@@ -413,7 +421,8 @@ traffic_generator::plan traffic_generator::plan_packet(std::uint64_t index) cons
     std::uint32_t length = _spec.size.min;
     const std::uint64_t size_random = mix64(random ^ 3);
     if (_spec.size.kind == size_kind::range) {
-        length = _spec.size.min + static_cast<std::uint32_t>(below(size_random, _spec.size.max - _spec.size.min + 1ULL));
+        length =
+            _spec.size.min + static_cast<std::uint32_t>(below(size_random, _spec.size.max - _spec.size.min + 1ULL));
     } else if (_spec.size.kind == size_kind::imix) {
         const std::uint64_t slot = below(size_random, 12);
         length = slot < 7 ? 60 : (slot < 11 ? 590 : 1514);
@@ -422,14 +431,16 @@ traffic_generator::plan traffic_generator::plan_packet(std::uint64_t index) cons
     return {chosen, length, random};
 }
 
-std::uint32_t traffic_generator::packet_length(std::uint64_t index) const { return plan_packet(index).length; }
-
-std::uint32_t traffic_generator::max_packet_size() const {
-    return std::max(_spec.size.kind == size_kind::imix ? 1514U : _spec.size.max, header_length(true, true, protocol::tcp));
+std::uint32_t traffic_generator::packet_length(std::uint64_t index) const {
+    return plan_packet(index).length;
 }
 
-std::uint32_t traffic_generator::build(std::uint64_t index, std::span<std::uint8_t> out,
-                                       xdp::packet_info& info) const {
+std::uint32_t traffic_generator::max_packet_size() const {
+    return std::max(_spec.size.kind == size_kind::imix ? 1514U : _spec.size.max,
+                    header_length(true, true, protocol::tcp));
+}
+
+std::uint32_t traffic_generator::build(std::uint64_t index, std::span<std::uint8_t> out, xdp::packet_info& info) const {
     const plan packet = plan_packet(index);
     const flow& item = *packet.chosen;
     if (out.size() < packet.length) {
@@ -498,11 +509,11 @@ std::uint32_t traffic_generator::build(std::uint64_t index, std::span<std::uint8
         put16(l4 + 2, item.destination_port);
         put32(l4 + 4, static_cast<std::uint32_t>(mix64(packet.random ^ 4))); // sequence
         put32(l4 + 8, item.attack ? 0 : static_cast<std::uint32_t>(mix64(packet.random ^ 5)));
-        l4[12] = 5 << 4;                       // data offset: 5 words, no options
-        l4[13] = item.attack ? 0x02 : 0x18;    // SYN flood; ACK|PSH
-        put16(l4 + 14, 65535);                 // window
+        l4[12] = 5 << 4;                    // data offset: 5 words, no options
+        l4[13] = item.attack ? 0x02 : 0x18; // SYN flood; ACK|PSH
+        put16(l4 + 14, 65535);              // window
         put16(l4 + 16, 0);
-        put16(l4 + 18, 0);                     // urgent pointer
+        put16(l4 + 18, 0); // urgent pointer
         put16(l4 + 16, fold(sum16(l4, l4_length, pseudo)));
         break;
     case protocol::udp: {
@@ -518,7 +529,7 @@ std::uint32_t traffic_generator::build(std::uint64_t index, std::span<std::uint8
         l4[0] = item.ipv6 ? 128 : 8; // echo request
         l4[1] = 0;
         put16(l4 + 2, 0);
-        put16(l4 + 4, item.source_port); // identifier
+        put16(l4 + 4, item.source_port);                  // identifier
         put16(l4 + 6, static_cast<std::uint16_t>(index)); // sequence
         // ICMP sums the message alone; ICMPv6 adds the pseudo-header (RFC 4443).
         put16(l4 + 2, fold(sum16(l4, l4_length, item.ipv6 ? pseudo : 0)));

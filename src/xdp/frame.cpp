@@ -61,7 +61,9 @@ std::uint32_t rounded_frame_size(std::uint32_t requested) {
 
 } // namespace
 
-void frame_pool::aligned_delete::operator()(std::uint8_t* memory) const { ::operator delete[](memory, pool_alignment); }
+void frame_pool::aligned_delete::operator()(std::uint8_t* memory) const {
+    ::operator delete[](memory, pool_alignment);
+}
 
 frame_pool::frame_pool(std::size_t count, std::uint32_t frame_size)
     : _frame_size(rounded_frame_size(frame_size)), _count(count) {

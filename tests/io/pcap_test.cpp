@@ -301,8 +301,10 @@ TEST_F(pcap_file, empty_capture_ends_at_once_and_empty_file_is_refused) {
 }
 
 TEST_F(pcap_file, packets_larger_than_a_frame_are_counted_with_a_message) {
-    std::vector<written_packet> packets{{make_packet(100, 1), 1000}, {make_packet(9000, 2), 2000},
-                                        {make_packet(10, 3), 3000}, {make_packet(3520, 4), 4000}};
+    std::vector<written_packet> packets{{make_packet(100, 1), 1000},
+                                        {make_packet(9000, 2), 2000},
+                                        {make_packet(10, 3), 3000},
+                                        {make_packet(3520, 4), 4000}};
     write_pcap(path("big.pcap"), packets, timestamp_precision::microsecond);
     auto reader = pcap_reader::open(path("big.pcap"));
     ASSERT_TRUE(reader);
@@ -329,7 +331,7 @@ TEST_F(pcap_file, packets_larger_than_a_frame_are_counted_with_a_message) {
 
 TEST_F(pcap_file, non_ethernet_link_type_is_refused) {
     // Classic pcap header, little-endian, link type 101 (LINKTYPE_RAW).
-    std::vector<std::uint8_t> header{0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0,
+    std::vector<std::uint8_t> header{0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0,   0, 0, 0,
                                      0,    0,    0,    0,    0, 0, 4, 0, 101, 0, 0, 0};
     write_file(path("raw.pcap"), header);
     auto reader = pcap_reader::open(path("raw.pcap"));

@@ -41,9 +41,13 @@ std::vector<std::vector<std::uint8_t>> generate_all(traffic_generator& generator
     return packets;
 }
 
-double ratio(std::size_t part, std::size_t whole) { return static_cast<double>(part) / static_cast<double>(whole); }
+double ratio(std::size_t part, std::size_t whole) {
+    return static_cast<double>(part) / static_cast<double>(whole);
+}
 
-std::uint16_t get16(const std::uint8_t* at) { return static_cast<std::uint16_t>((at[0] << 8) | at[1]); }
+std::uint16_t get16(const std::uint8_t* at) {
+    return static_cast<std::uint16_t>((at[0] << 8) | at[1]);
+}
 
 // RFC 1071 over a buffer that includes its checksum field: a correct checksum makes the folded sum 0xffff.
 std::uint32_t ones_sum(const std::uint8_t* bytes, std::size_t length, std::uint32_t sum = 0) {

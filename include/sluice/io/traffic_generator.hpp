@@ -106,9 +106,9 @@ public:
     expected<std::uint64_t> write_pcap(const std::string& path) const;
 
     const traffic_spec& spec() const { return _spec; }
-    std::uint64_t generated() const { return _next; }  ///< packets produced or skipped so far
-    std::uint64_t errors() const { return _errors; }   ///< packets skipped: larger than the frames given
-    std::uint32_t max_packet_size() const;             ///< the largest packet this spec produces
+    std::uint64_t generated() const { return _next; } ///< packets produced or skipped so far
+    std::uint64_t errors() const { return _errors; }  ///< packets skipped: larger than the frames given
+    std::uint32_t max_packet_size() const;            ///< the largest packet this spec produces
 
 private:
     struct flow {

@@ -64,6 +64,8 @@ constexpr std::optional<action> from_return_code(std::uint64_t code) {
     return std::nullopt;
 }
 
-constexpr std::size_t index(action value) { return static_cast<std::size_t>(value); }
+constexpr std::size_t index(action value) {
+    return static_cast<std::size_t>(value);
+}
 
 } // namespace sluice::xdp
