@@ -7,6 +7,7 @@
 #include <libelf.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -30,6 +31,7 @@ std::uint16_t read_u16(std::span<const std::byte> bytes, std::size_t at) {
 // The 8 bytes as they are stored: struct instruction mirrors the little-endian layout (isa.hpp), and sluice runs on
 // little-endian hosts only.
 instruction decode_instruction(std::span<const std::byte> bytes, std::size_t at) {
+    static_assert(std::endian::native == std::endian::little, "instructions are copied as stored: little-endian");
     instruction insn{};
     std::memcpy(&insn, bytes.data() + at, sizeof(insn));
     return insn;
@@ -57,7 +59,8 @@ struct elf_closer {
 class elf_reader {
 public:
     elf_reader(std::span<const std::byte> bytes, std::string name)
-        : _bytes(reinterpret_cast<const char*>(bytes.data()), reinterpret_cast<const char*>(bytes.data()) + bytes.size()) {
+        : _bytes(reinterpret_cast<const char*>(bytes.data()),
+                 reinterpret_cast<const char*>(bytes.data()) + bytes.size()) {
         _object._name = std::move(name);
     }
 
@@ -225,9 +228,9 @@ private:
                     continue;
                 }
                 if (symbol.value > section.size || symbol.size > section.size - symbol.value) {
-                    return fail_section(section.name, fmt::format("function '{}' ({} bytes at {}) lies outside the "
-                                                                  "section ({} bytes)",
-                                                                  symbol.name, symbol.size, symbol.value, section.size));
+                    return fail_section(section.name,
+                                        fmt::format("function '{}' ({} bytes at {}) lies outside the section ({} bytes)",
+                                                    symbol.name, symbol.size, symbol.value, section.size));
                 }
                 code.functions.push_back(elf_function{symbol.name, symbol.value, symbol.size,
                                                       symbol.binding == STB_GLOBAL || symbol.binding == STB_WEAK});

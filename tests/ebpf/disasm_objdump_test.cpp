@@ -98,7 +98,8 @@ TEST(disasm_objdump, every_example_matches_llvm_objdump) {
         for (const auto& [where, want] : expected) {
             ++compared;
             const auto found = actual.find(where);
-            const std::string got = found == actual.end() ? "(missing)" : found->second.bytes + " | " + found->second.text;
+            const std::string got =
+                found == actual.end() ? "(missing)" : found->second.bytes + " | " + found->second.text;
             if (found == actual.end() || found->second.bytes != want.bytes || found->second.text != want.text) {
                 ++differing;
                 ADD_FAILURE() << object.filename().string() << " section " << where.first << " instruction "

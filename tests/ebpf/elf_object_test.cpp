@@ -84,7 +84,8 @@ TEST(elf_object, finds_functions_with_offsets_and_sizes) {
     EXPECT_FALSE(text->functions[0].global);
     EXPECT_EQ(text->functions[0].size, text->instructions.size() * sizeof(instruction));
     // Instructions are the section's bytes: the program returns somewhere.
-    EXPECT_TRUE(std::ranges::any_of(xdp->instructions, [](const instruction& insn) { return insn.opcode == op::exit; }));
+    EXPECT_TRUE(
+        std::ranges::any_of(xdp->instructions, [](const instruction& insn) { return insn.opcode == op::exit; }));
 }
 
 TEST(elf_object, lists_relocations_of_maps_globals_and_calls) {
