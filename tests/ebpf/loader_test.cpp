@@ -3,7 +3,9 @@
 #include <elf.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -326,6 +328,42 @@ TEST(loader_relocations, subprograms_are_appended_once_and_calls_land_on_them) {
     ASSERT_EQ(values.size(), 1U);
     EXPECT_EQ(static_cast<std::size_t>(calls->code[values[0]].imm), *spec.map_index(".bss"));
 }
+
+TEST(loader_relocations, static_variable_through_the_section_symbol) {
+    // `static_hits` is at byte 8 of .bss; clang names the section and leaves 8 in the instruction.
+    const object_spec spec = open_fixture("loader_calls.o");
+    const program_spec* again = spec.find_program("xdp_calls_again");
+    const auto values = lddw_with(again->code, op::pseudo_map_idx_value);
+    ASSERT_EQ(values.size(), 1U);
+    EXPECT_EQ(static_cast<std::size_t>(again->code[values[0]].imm), *spec.map_index(".bss"));
+    EXPECT_EQ(again->code[values[0] + 1].imm, 8);
+}
+
+TEST(loader_maps, pinning_is_ignored_with_a_note) {
+    const object_spec spec = open_fixture("loader_maps.o");
+    const auto note = std::ranges::find_if(spec.notes(), [](const std::string& text) {
+        return text.starts_with("map 'recent': pinning is ignored");
+    });
+    EXPECT_NE(note, spec.notes().end());
+}
+
+#ifdef SLUICE_EXAMPLES_DIR
+TEST(loader_load, every_example_loads) {
+    std::size_t count = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(SLUICE_EXAMPLES_DIR)) {
+        if (entry.path().extension() != ".o") {
+            continue;
+        }
+        auto spec = object_spec::open_file(entry.path().string());
+        ASSERT_TRUE(spec) << spec.error().message;
+        auto loaded = spec->load();
+        ASSERT_TRUE(loaded) << loaded.error().message;
+        EXPECT_FALSE(loaded->programs().empty());
+        ++count;
+    }
+    EXPECT_GT(count, 0U);
+}
+#endif
 
 TEST(loader_relocations, static_function_in_the_program_section) {
     const object_spec spec = open_fixture("loader_same_section.o");

@@ -32,8 +32,12 @@ int xdp_calls(struct xdp_md* ctx) {
     return add_one(packet_length(ctx)) > 60 ? XDP_PASS : XDP_DROP;
 }
 
+// A static variable: clang relocates against the section symbol `.bss`, with the offset in the instruction's imm.
+static __u32 static_hits;
+
 SEC("xdp")
 int xdp_calls_again(struct xdp_md* ctx) {
+    static_hits++;
     return packet_length(ctx) > 1000 ? XDP_DROP : XDP_PASS;
 }
 

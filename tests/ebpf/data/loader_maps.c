@@ -42,6 +42,7 @@ struct {
     __uint(map_flags, BPF_F_NO_COMMON_LRU);
     __type(key, __u64);
     __type(value, __u32);
+    __uint(pinning, LIBBPF_PIN_BY_NAME); // ignored by sluice, with a note
 } recent SEC(".maps");
 
 // Runtime knobs: set before loading (libbpf skeleton style), read-only for the program.
