@@ -133,7 +133,7 @@ public:
     long get_next_key(const void* key, void* next_key);
     /// BPF_MAP_LOOKUP_AND_DELETE_ELEM: queue/stack pop, hash kinds; -ENOTSUPP elsewhere.
     long lookup_and_delete_elem(const void* key, void* value);
-    /// BPF_MAP_FREEZE: the control plane may no longer write (-EPERM); -EBUSY if already frozen.
+    /// BPF_MAP_FREEZE: the control plane may no longer write (-EPERM); freezing again is -EPERM, as in the kernel.
     long freeze();
     bool frozen() const;
     /// What the verifier may treat as constant: BPF_F_RDONLY_PROG and frozen, as the kernel's bpf_map_is_rdonly.

@@ -62,9 +62,8 @@ protected:
             return 0;
         }
         auto* out = static_cast<std::byte*>(value);
-        for (unsigned cpu = 0; cpu < cpus(); ++cpu, out += _stride) {
-            std::memset(out, 0, _stride);
-            read_value(out, slot(index, cpu), value_size());
+        for (unsigned cpu = 0; cpu < cpus(); ++cpu, out += _stride) { // copy_map_value_long: rounded slots
+            read_value(out, slot(index, cpu), _stride);
         }
         return 0;
     }
@@ -86,7 +85,7 @@ protected:
         }
         const auto* in = static_cast<const std::byte*>(value);
         for (unsigned cpu = 0; cpu < cpus(); ++cpu, in += _stride) {
-            copy_value(slot(index, cpu), in, value_size());
+            copy_value(slot(index, cpu), in, _stride);
         }
         return 0;
     }

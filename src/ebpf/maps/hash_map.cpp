@@ -274,8 +274,8 @@ private:
     void write_percpu(element* e, const void* value, unsigned cpu, bool all_cpus, bool fresh) {
         const auto* in = static_cast<const std::byte*>(value);
         for (unsigned c = 0; c < cpus(); ++c) {
-            if (all_cpus) {
-                copy_value(percpu_value(e, c), in + c * _value_stride, value_size());
+            if (all_cpus) { // copy_map_value_long: the whole 8-byte-rounded slot
+                copy_value(percpu_value(e, c), in + c * _value_stride, _value_stride);
             } else if (c == cpu) {
                 copy_value(percpu_value(e, c), value, value_size());
             } else if (fresh) {
@@ -291,8 +291,7 @@ private:
         }
         auto* out = static_cast<std::byte*>(value);
         for (unsigned c = 0; c < cpus(); ++c, out += _value_stride) {
-            std::memset(out, 0, _value_stride);
-            read_value(out, percpu_value(e, c), value_size());
+            read_value(out, percpu_value(e, c), _value_stride);
         }
     }
 

@@ -285,6 +285,9 @@ private:
     trie_node* match(const void* key) {
         const std::uint8_t* data = data_of(key);
         const std::uint32_t prefixlen = prefixlen_of(key);
+        if (prefixlen > _max_prefixlen) {
+            return nullptr;
+        }
         trie_node* found = nullptr;
         for (trie_node* node = _root.load(std::memory_order_acquire); node != nullptr;) {
             const std::uint32_t matched = longest_prefix_match(node, data, prefixlen);

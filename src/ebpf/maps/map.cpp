@@ -90,10 +90,8 @@ long map::lookup_and_delete_elem(const void* key, void* value) {
 
 long map::freeze() {
     std::lock_guard guard(_control);
-    if (_frozen) {
-        return -EBUSY;
-    }
-    if (_definition.map_flags & map_flag::rdonly) {
+    // map_freeze() first asks for write permission, which a frozen map no longer gives: -EPERM, not -EBUSY.
+    if (_frozen || (_definition.map_flags & map_flag::rdonly)) {
         return -EPERM;
     }
     _frozen = true;

@@ -42,14 +42,24 @@ public:
     long peek(void* value) override { return take(value, false); }
 
 protected:
-    // key_size is 0: whatever key the caller passes is ignored, as the kernel copies 0 bytes of it.
-    long sys_lookup(const void*, void* value) override { return peek(value); }
+    // key_size is 0: whatever key the caller passes is ignored, as the kernel copies 0 bytes of it. The system call
+    // works on a kernel buffer and copies it out only on success: a failed peek or pop leaves the caller's alone.
+    long sys_lookup(const void*, void* value) override { return copy_out_on_success(value, false); }
     long sys_update(const void*, const void* value, std::uint64_t flags) override { return push(value, flags); }
     long sys_delete(const void*) override { return -EINVAL; }
     long sys_get_next_key(const void*, void*) override { return -EINVAL; }
-    long sys_lookup_and_delete(const void*, void* value) override { return pop(value); }
+    long sys_lookup_and_delete(const void*, void* value) override { return copy_out_on_success(value, true); }
 
 private:
+    long copy_out_on_success(void* value, bool remove) {
+        std::vector<std::byte> buffer(value_size());
+        const long status = take(buffer.data(), remove);
+        if (status == 0) {
+            std::memcpy(value, buffer.data(), buffer.size());
+        }
+        return status;
+    }
+
     std::uint64_t next(std::uint64_t index) const { return index + 1 >= _size ? 0 : index + 1; }
     bool full() const { return next(_head) == _tail; }
     std::byte* slot(std::uint64_t index) { return _values.data() + index * value_size(); }
