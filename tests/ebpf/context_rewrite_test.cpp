@@ -207,8 +207,7 @@ TEST(context_rewrite, functions_called_with_the_context_and_returning_it) {
         ldxw %r0, [%r1+0]
         exit
     )",
-                                        xdp_attach::device,
-                                        {{"main", 0, 9}, {"f", 9, 3}, {"g", 12, 2}});
+                                        xdp_attach::device, {{"main", 0, 9}, {"f", 9, 3}, {"g", 12, 2}});
     ASSERT_EQ(rewrite_error(program), "");
     std::vector<std::size_t> rewritten;
     for (const context_access& access : program.context_accesses) {
@@ -232,8 +231,9 @@ TEST(context_rewrite, function_called_with_context_and_with_another_pointer_is_r
         exit
     )",
                                         xdp_attach::device, {{"main", 0, 6}, {"f", 6, 2}});
-    EXPECT_NE(rewrite_error(program).find("instruction 6: this read goes through the context pointer (ctx) on one path"),
-              std::string::npos);
+    EXPECT_NE(
+        rewrite_error(program).find("instruction 6: this read goes through the context pointer (ctx) on one path"),
+        std::string::npos);
 }
 
 TEST(context_rewrite, callbacks_do_not_receive_the_context) {

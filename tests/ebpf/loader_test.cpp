@@ -17,7 +17,9 @@
 namespace sluice::ebpf {
 namespace {
 
-std::string fixture(std::string_view name) { return std::string(SLUICE_LOADER_DATA_DIR) + "/" + std::string(name); }
+std::string fixture(std::string_view name) {
+    return std::string(SLUICE_LOADER_DATA_DIR) + "/" + std::string(name);
+}
 
 object_spec open_fixture(std::string_view name) {
     auto spec = object_spec::open_file(fixture(name));
@@ -341,9 +343,8 @@ TEST(loader_relocations, static_variable_through_the_section_symbol) {
 
 TEST(loader_maps, pinning_is_ignored_with_a_note) {
     const object_spec spec = open_fixture("loader_maps.o");
-    const auto note = std::ranges::find_if(spec.notes(), [](const std::string& text) {
-        return text.starts_with("map 'recent': pinning is ignored");
-    });
+    const auto note = std::ranges::find_if(
+        spec.notes(), [](const std::string& text) { return text.starts_with("map 'recent': pinning is ignored"); });
     EXPECT_NE(note, spec.notes().end());
 }
 
@@ -541,17 +542,18 @@ TEST(loader_load, maps_are_created_and_code_is_lowered_to_addresses) {
     const std::size_t verbose_at = lddw_with(main->relocated, op::pseudo_map_idx_value)[3];
     const std::uint32_t key = 0;
     auto* rodata = static_cast<std::byte*>(loaded->find_map(".rodata")->lookup(&key, 0));
-    EXPECT_EQ(address(verbose_at),
-              reinterpret_cast<std::uintptr_t>(rodata + static_cast<std::uint32_t>(main->relocated[verbose_at + 1].imm)));
+    EXPECT_EQ(address(verbose_at), reinterpret_cast<std::uintptr_t>(
+                                       rodata + static_cast<std::uint32_t>(main->relocated[verbose_at + 1].imm)));
     EXPECT_EQ(*reinterpret_cast<std::uint8_t*>(address(verbose_at)), 0); // verbose's initial value
 
     // The helpers module's hook sees every program and can refuse one.
-    auto refused = spec.load(load_options{.cpus = 1, .check_program = [](const program_spec& program) -> expected<void> {
-        if (program.name == "xdp_cpumap_prog") {
-            return error{"helper 1 is not available"};
-        }
-        return {};
-    }});
+    auto refused =
+        spec.load(load_options{.cpus = 1, .check_program = [](const program_spec& program) -> expected<void> {
+                                   if (program.name == "xdp_cpumap_prog") {
+                                       return error{"helper 1 is not available"};
+                                   }
+                                   return {};
+                               }});
     ASSERT_FALSE(refused);
     EXPECT_EQ(refused.error().message, "loader_maps: program 'xdp_cpumap_prog': helper 1 is not available");
 }

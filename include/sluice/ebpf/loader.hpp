@@ -72,18 +72,18 @@ struct context_access {
 /// A function inside a linked program: the program's own function at 0, then each appended subprogram.
 struct program_function {
     std::string name;
-    std::size_t first{};   ///< instruction index in the linked program
-    std::size_t count{};   ///< instructions
+    std::size_t first{}; ///< instruction index in the linked program
+    std::size_t count{}; ///< instructions
 };
 
 /// A program as the object defines it, linked and relocated but not yet lowered.
 struct program_spec {
-    std::string name;                          ///< its function symbol
-    std::string section;                       ///< the ELF section it came from
+    std::string name;    ///< its function symbol
+    std::string section; ///< the ELF section it came from
     program_section kind;
-    std::vector<instruction> code;             ///< pseudo map sources (5, 6), local calls and pseudo_func resolved
-    std::vector<line_info> lines;              ///< `instruction` is an index into `code`
-    std::vector<program_function> functions;   ///< by first instruction
+    std::vector<instruction> code;           ///< pseudo map sources (5, 6), local calls and pseudo_func resolved
+    std::vector<line_info> lines;            ///< `instruction` is an index into `code`
+    std::vector<program_function> functions; ///< by first instruction
     std::vector<context_access> context_accesses;
 
     /// The source line an instruction came from (the closest line info at or before it), or nullptr.
@@ -105,17 +105,17 @@ struct prog_array_slot {
 
 /// A map as the object declares it.
 struct map_spec {
-    std::string name;               ///< variable name; for global data, the section name (".rodata"), as libbpf's
-                                    ///< bpf_object__find_map_by_name() accepts it
-    std::string kernel_name;        ///< the name the map gets (definition.name): libbpf's internal name for global
-                                    ///< data ("object.rodata"), truncated to 15 characters
+    std::string name;        ///< variable name; for global data, the section name (".rodata"), as libbpf's
+                             ///< bpf_object__find_map_by_name() accepts it
+    std::string kernel_name; ///< the name the map gets (definition.name): libbpf's internal name for global
+                             ///< data ("object.rodata"), truncated to 15 characters
     map_origin origin{map_origin::btf};
-    std::string section;            ///< the ELF section holding its definition or data
-    map_definition definition;      ///< as the maps module creates it
-    std::uint32_t key_type_id{};    ///< BTF type of the key (`__type(key, ...)`), 0 if unknown
-    std::uint32_t value_type_id{};  ///< BTF type of the value, or the DATASEC of global data; 0 if unknown
+    std::string section;                  ///< the ELF section holding its definition or data
+    map_definition definition;            ///< as the maps module creates it
+    std::uint32_t key_type_id{};          ///< BTF type of the key (`__type(key, ...)`), 0 if unknown
+    std::uint32_t value_type_id{};        ///< BTF type of the value, or the DATASEC of global data; 0 if unknown
     std::vector<std::byte> initial_value; ///< global data: the section's bytes (zeros for .bss); empty otherwise
-    bool read_only{};               ///< `.rodata*`: BPF_F_RDONLY_PROG, and frozen once filled
+    bool read_only{};                     ///< `.rodata*`: BPF_F_RDONLY_PROG, and frozen once filled
     std::vector<prog_array_slot> initial_programs; ///< prog_array: `.values = {[i] = &prog}` and set_prog_array_slot()
 };
 
@@ -140,9 +140,9 @@ struct loaded_program {
     std::string name;
     std::string section;
     program_section kind;
-    std::vector<instruction> code;         ///< executable: map loads are plain imm64 addresses
-    std::vector<instruction> relocated;    ///< the same program before lowering (pseudo sources 5 and 6)
-    std::vector<line_info> lines;          ///< by instruction index, valid for both
+    std::vector<instruction> code;      ///< executable: map loads are plain imm64 addresses
+    std::vector<instruction> relocated; ///< the same program before lowering (pseudo sources 5 and 6)
+    std::vector<line_info> lines;       ///< by instruction index, valid for both
     std::vector<program_function> functions;
     std::vector<context_access> context_accesses;
 
@@ -188,7 +188,7 @@ public:
     /// elf_object::open() and open() in one step.
     static expected<object_spec> open_file(const std::string& path);
 
-    const std::string& name() const { return _name; }   ///< the object's name: file name without directory and `.o`
+    const std::string& name() const { return _name; } ///< the object's name: file name without directory and `.o`
     const std::vector<program_spec>& programs() const { return _programs; }
     const program_spec* find_program(std::string_view name) const;
     const std::vector<map_spec>& maps() const { return _maps; }
@@ -223,7 +223,6 @@ private:
 
 /// Lowers pseudo map loads for execution: pseudo_map_idx becomes the address of `maps[imm]`, pseudo_map_idx_value
 /// the address of byte `next.imm` of the single value of array `maps[imm]`. Other instructions are copied.
-expected<std::vector<instruction>> lower_map_references(std::span<const instruction> code,
-                                                        std::span<map* const> maps);
+expected<std::vector<instruction>> lower_map_references(std::span<const instruction> code, std::span<map* const> maps);
 
 } // namespace sluice::ebpf

@@ -29,12 +29,12 @@ constexpr std::int32_t xdp_md_size = 24;
 constexpr std::size_t stack_slots = stack_size / 8;
 
 enum class kind : std::uint8_t {
-    none,         ///< no path has reached here yet (the bottom of the lattice)
-    other,        ///< anything but the context: scalars, packet and map pointers, ...
-    context,      ///< the context pointer, unchanged
+    none,          ///< no path has reached here yet (the bottom of the lattice)
+    other,         ///< anything but the context: scalars, packet and map pointers, ...
+    context,       ///< the context pointer, unchanged
     context_moved, ///< the context pointer with arithmetic applied: the kernel refuses accesses through it
-    stack,        ///< this function's frame pointer plus `offset`
-    mixed,        ///< the context on some paths, something else on others
+    stack,         ///< this function's frame pointer plus `offset`
+    mixed,         ///< the context on some paths, something else on others
 };
 
 struct value {
@@ -123,8 +123,8 @@ public:
             return {};
         }
         build_blocks();
-        state start = entry_state({value{kind::context}, value::other(), value::other(), value::other(),
-                                   value::other()});
+        state start =
+            entry_state({value{kind::context}, value::other(), value::other(), value::other(), value::other()});
         enter(0, start);
         while (!_work.empty()) {
             const std::size_t next = _work.front();
@@ -369,8 +369,9 @@ private:
                 if (insn.src == op::pseudo_func && !final) {
                     // A callback (bpf_loop, for_each_map_elem): called by a helper with arguments that are never the
                     // program's context.
-                    call_function(block_index, pc, insn, entry_state({value::other(), value::other(), value::other(),
-                                                                      value::other(), value::other()}));
+                    call_function(
+                        block_index, pc, insn,
+                        entry_state({value::other(), value::other(), value::other(), value::other(), value::other()}));
                 }
                 r[insn.dst] = value::other();
             }
@@ -434,9 +435,9 @@ private:
         // Jumps: only calls change state.
         if (insn.opcode == op::call && insn.src == op::call_local) {
             state callee = entry_state({r[1], r[2], r[3], r[4], r[5]});
-            const std::size_t function = final ? function_of(static_cast<std::size_t>(
-                                                     static_cast<std::int64_t>(pc) + 1 + insn.imm))
-                                               : call_function(block_index, pc, insn, callee);
+            const std::size_t function =
+                final ? function_of(static_cast<std::size_t>(static_cast<std::int64_t>(pc) + 1 + insn.imm))
+                      : call_function(block_index, pc, insn, callee);
             r[0] = _returns[function];
             for (int i = 1; i <= 5; ++i) {
                 r[static_cast<std::size_t>(i)] = value::other();

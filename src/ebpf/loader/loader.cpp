@@ -14,21 +14,30 @@ namespace sluice::ebpf {
 
 std::string_view to_string(xdp_attach attach) {
     switch (attach) {
-    case xdp_attach::device: return "xdp";
-    case xdp_attach::devmap: return "xdp/devmap";
-    case xdp_attach::cpumap: return "xdp/cpumap";
+    case xdp_attach::device:
+        return "xdp";
+    case xdp_attach::devmap:
+        return "xdp/devmap";
+    case xdp_attach::cpumap:
+        return "xdp/cpumap";
     }
     return "?";
 }
 
 std::string_view to_string(xdp_md_field field) {
     switch (field) {
-    case xdp_md_field::data: return "data";
-    case xdp_md_field::data_end: return "data_end";
-    case xdp_md_field::data_meta: return "data_meta";
-    case xdp_md_field::ingress_ifindex: return "ingress_ifindex";
-    case xdp_md_field::rx_queue_index: return "rx_queue_index";
-    case xdp_md_field::egress_ifindex: return "egress_ifindex";
+    case xdp_md_field::data:
+        return "data";
+    case xdp_md_field::data_end:
+        return "data_end";
+    case xdp_md_field::data_meta:
+        return "data_meta";
+    case xdp_md_field::ingress_ifindex:
+        return "ingress_ifindex";
+    case xdp_md_field::rx_queue_index:
+        return "rx_queue_index";
+    case xdp_md_field::egress_ifindex:
+        return "egress_ifindex";
     }
     return "?";
 }
@@ -115,8 +124,12 @@ std::optional<std::pair<bool, std::uint64_t>> parse_integer(std::string_view tex
 
 } // namespace
 
-const line_info* program_spec::line_at(std::size_t instruction) const { return line_in(lines, instruction); }
-const line_info* loaded_program::line_at(std::size_t instruction) const { return line_in(lines, instruction); }
+const line_info* program_spec::line_at(std::size_t instruction) const {
+    return line_in(lines, instruction);
+}
+const line_info* loaded_program::line_at(std::size_t instruction) const {
+    return line_in(lines, instruction);
+}
 
 namespace loader_detail {
 
@@ -189,9 +202,15 @@ expected<object_spec> object_spec::open_file(const std::string& path) {
     return open(*elf);
 }
 
-const program_spec* object_spec::find_program(std::string_view name) const { return find_named(_programs, name); }
-const map_spec* object_spec::find_map(std::string_view name) const { return find_named(_maps, name); }
-std::optional<std::size_t> object_spec::map_index(std::string_view name) const { return index_named(_maps, name); }
+const program_spec* object_spec::find_program(std::string_view name) const {
+    return find_named(_programs, name);
+}
+const map_spec* object_spec::find_map(std::string_view name) const {
+    return find_named(_maps, name);
+}
+std::optional<std::size_t> object_spec::map_index(std::string_view name) const {
+    return index_named(_maps, name);
+}
 
 expected<void> object_spec::set_rodata(std::string_view variable, std::span<const std::byte> value) {
     const rodata_variable* found = find_named(_rodata, variable);
@@ -205,8 +224,8 @@ expected<void> object_spec::set_rodata(std::string_view variable, std::span<cons
                                  _name, variable, known.empty() ? "none" : known)};
     }
     if (value.size() != found->size) {
-        return error{fmt::format("{}: variable '{}' has {} byte{}; the new value has {}", _name, variable,
-                                 found->size, found->size == 1 ? "" : "s", value.size())};
+        return error{fmt::format("{}: variable '{}' has {} byte{}; the new value has {}", _name, variable, found->size,
+                                 found->size == 1 ? "" : "s", value.size())};
     }
     std::vector<std::byte>& bytes = _maps[found->map_index].initial_value;
     std::memcpy(bytes.data() + found->offset, value.data(), value.size());
@@ -240,8 +259,8 @@ expected<void> object_spec::set_rodata(std::string_view assignment) {
         }
         const auto [negative, magnitude] = *parsed;
         const unsigned width = size * 8;
-        const std::uint64_t unsigned_max = width == 64 ? std::numeric_limits<std::uint64_t>::max()
-                                                       : (std::uint64_t{1} << width) - 1;
+        const std::uint64_t unsigned_max =
+            width == 64 ? std::numeric_limits<std::uint64_t>::max() : (std::uint64_t{1} << width) - 1;
         const std::uint64_t negative_limit = std::uint64_t{1} << (width - 1); // |most negative value|
         if ((!negative && magnitude > unsigned_max) || (negative && magnitude > negative_limit)) {
             return error{fmt::format("{}: {} does not fit variable '{}' ({} byte{})", _name, text, name, size,

@@ -22,8 +22,7 @@ void set_imm64(instruction& first, instruction& second, std::uint64_t value) {
 
 } // namespace
 
-expected<std::vector<instruction>> lower_map_references(std::span<const instruction> code,
-                                                        std::span<map* const> maps) {
+expected<std::vector<instruction>> lower_map_references(std::span<const instruction> code, std::span<map* const> maps) {
     std::vector<instruction> lowered(code.begin(), code.end());
     for (std::size_t pc = 0; pc + 1 < lowered.size(); ++pc) {
         instruction& first = lowered[pc];
@@ -43,8 +42,8 @@ expected<std::vector<instruction>> lower_map_references(std::span<const instruct
         }
         const auto index = static_cast<std::uint32_t>(first.imm);
         if (index >= maps.size() || maps[index] == nullptr) {
-            return error::at(pc - 1, fmt::format("instruction {}: map index {} does not exist ({} maps)", pc - 1,
-                                                 index, maps.size()));
+            return error::at(pc - 1, fmt::format("instruction {}: map index {} does not exist ({} maps)", pc - 1, index,
+                                                 maps.size()));
         }
         map& target = *maps[index];
         if (source == op::pseudo_map_idx) {

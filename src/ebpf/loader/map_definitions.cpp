@@ -49,8 +49,8 @@ std::uint32_t read_u32(std::span<const std::byte> bytes, std::size_t at) {
 std::string kernel_map_name(std::string_view name) {
     std::string result(name.substr(0, kernel_name_length));
     for (char& c : result) {
-        const bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-                             c == '.';
+        const bool allowed =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.';
         if (!allowed) {
             c = '_';
         }
@@ -198,13 +198,13 @@ private:
         const btf_type* pointer = skip_modifiers(types, member.type);
         const std::string_view name = btf_name(types, member.name_off);
         if (pointer == nullptr || !btf_is_ptr(pointer)) {
-            return fail_map(map, fmt::format("attribute '{}' must be written __uint({}, N) (a pointer to an array)",
-                                             name, name));
+            return fail_map(
+                map, fmt::format("attribute '{}' must be written __uint({}, N) (a pointer to an array)", name, name));
         }
         const btf_type* array = btf__type_by_id(types, pointer->type);
         if (array == nullptr || !btf_is_array(array)) {
-            return fail_map(map, fmt::format("attribute '{}' must be written __uint({}, N) (a pointer to an array)",
-                                             name, name));
+            return fail_map(
+                map, fmt::format("attribute '{}' must be written __uint({}, N) (a pointer to an array)", name, name));
         }
         return btf_array(array)->nelems;
     }
@@ -215,8 +215,8 @@ private:
         const btf_type* pointer = skip_modifiers(types, member.type);
         const std::string_view name = btf_name(types, member.name_off);
         if (pointer == nullptr || !btf_is_ptr(pointer)) {
-            return fail_map(map, fmt::format("attribute '{}' must be written __type({}, T) (a pointer to T)", name,
-                                             name));
+            return fail_map(map,
+                            fmt::format("attribute '{}' must be written __type({}, T) (a pointer to T)", name, name));
         }
         const long resolved = btf__resolve_size(types, pointer->type);
         if (resolved < 0) {
@@ -325,8 +325,8 @@ private:
                     return set;
                 }
             } else {
-                return fail_map(name, fmt::format("unknown attribute '{}' in its definition (libbpf refuses it too)",
-                                                  field));
+                return fail_map(name,
+                                fmt::format("unknown attribute '{}' in its definition (libbpf refuses it too)", field));
             }
         }
         if (type == 0) {
@@ -416,8 +416,7 @@ private:
         return {};
     }
 
-    void collect_rodata(const btf* types, const elf_section& section, std::uint32_t datasec_id,
-                        std::size_t map_index) {
+    void collect_rodata(const btf* types, const elf_section& section, std::uint32_t datasec_id, std::size_t map_index) {
         const btf_type* datasec = btf__type_by_id(types, datasec_id);
         const btf_var_secinfo* variables = btf_var_secinfos(datasec);
         for (std::uint16_t i = 0; i < btf_vlen(datasec); ++i) {
@@ -496,8 +495,7 @@ private:
             }
             const std::uint64_t within = entry.r_offset - owner->offset;
             if (within < values_offset || (within - values_offset) % sizeof(std::uint64_t) != 0) {
-                return fail_map(spec.name, fmt::format("initial value '{}' is not at a slot of `values`",
-                                                       symbol.name));
+                return fail_map(spec.name, fmt::format("initial value '{}' is not at a slot of `values`", symbol.name));
             }
             const auto slot = static_cast<std::uint32_t>((within - values_offset) / sizeof(std::uint64_t));
             _result.values.push_back(map_value_relocation{map_index, slot, symbol.name, symbol.section_index});

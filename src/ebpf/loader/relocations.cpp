@@ -72,8 +72,8 @@ public:
             const std::optional<program_section> kind = classify_section(section.name);
             const std::vector<function_extent>& functions = _functions[section.index];
             if (!kind) {
-                notes.push_back(fmt::format("section '{}' is not an XDP program section; its code is not loaded",
-                                            section.name));
+                notes.push_back(
+                    fmt::format("section '{}' is not an XDP program section; its code is not loaded", section.name));
                 continue;
             }
             bool any = false;
@@ -90,8 +90,8 @@ public:
             }
             if (!any && functions.empty() && !section.instructions.empty()) {
                 // Hand-written objects may carry no function symbol: the whole section is the program.
-                auto program = link(section, function_extent{section.name, 0, section.instructions.size(), true},
-                                    *kind);
+                auto program =
+                    link(section, function_extent{section.name, 0, section.instructions.size(), true}, *kind);
                 if (!program) {
                     return program.error();
                 }
@@ -134,7 +134,7 @@ private:
 
     struct link_state {
         program_spec program;
-        std::vector<origin> origins;                          ///< per linked instruction
+        std::vector<origin> origins;                                       ///< per linked instruction
         std::map<std::pair<std::size_t, std::size_t>, std::size_t> placed; ///< (section, first) -> linked index
     };
 
@@ -168,9 +168,9 @@ private:
         const auto section = _sections.find(section_index);
         if (section == _sections.end() || target < 0 ||
             static_cast<std::size_t>(target) >= section->second->instructions.size()) {
-            return fail(at, state.program.name, fmt::format("{} to instruction {} of section '{}', which is outside it",
-                                                            what, target,
-                                                            section == _sections.end() ? "?" : section->second->name));
+            return fail(at, state.program.name,
+                        fmt::format("{} to instruction {} of section '{}', which is outside it", what, target,
+                                    section == _sections.end() ? "?" : section->second->name));
         }
         const auto index = static_cast<std::size_t>(target);
         const function_extent* function = function_at(section_index, index);
@@ -227,9 +227,10 @@ private:
     }
 
     expected<void> extern_error(const origin& at, std::string_view program, const elf_relocation& relocation) const {
-        return fail(at, program, fmt::format("'{}' is an extern (a __kconfig or __ksym variable, or a kfunc) that "
-                                             "this object does not define; sluice resolves no externs yet",
-                                             relocation.symbol_name));
+        return fail(at, program,
+                    fmt::format("'{}' is an extern (a __kconfig or __ksym variable, or a kfunc) that "
+                                "this object does not define; sluice resolves no externs yet",
+                                relocation.symbol_name));
     }
 
     expected<void> relocate_call(link_state& state, std::size_t i, const origin& at,
@@ -247,8 +248,9 @@ private:
                                         relocation->symbol_name, relocation->symbol_section_name));
             }
             if (relocation->symbol_value % instruction_bytes != 0) {
-                return fail(at, state.program.name, fmt::format("call to '{}' at byte {}, which is not an instruction",
-                                                                relocation->symbol_name, relocation->symbol_value));
+                return fail(at, state.program.name,
+                            fmt::format("call to '{}' at byte {}, which is not an instruction", relocation->symbol_name,
+                                        relocation->symbol_value));
             }
             // For a global function imm is -1; for a static one the symbol is the section and imm the offset.
             target_section = relocation->symbol_section_index;
@@ -262,8 +264,8 @@ private:
         if (!placed) {
             return placed.error();
         }
-        state.program.code[i].imm = static_cast<std::int32_t>(static_cast<std::int64_t>(*placed) -
-                                                              static_cast<std::int64_t>(i) - 1);
+        state.program.code[i].imm =
+            static_cast<std::int32_t>(static_cast<std::int64_t>(*placed) - static_cast<std::int64_t>(i) - 1);
         return {};
     }
 
@@ -273,21 +275,22 @@ private:
         instruction& second = state.program.code[i + 1];
         if (relocation == nullptr) {
             if (first.src == op::pseudo_func) {
-                auto placed = resolve_target(state, at, at.section_index,
-                                             static_cast<std::int64_t>(at.instruction) + first.imm + 1,
-                                             "function address");
+                auto placed =
+                    resolve_target(state, at, at.section_index,
+                                   static_cast<std::int64_t>(at.instruction) + first.imm + 1, "function address");
                 if (!placed) {
                     return placed.error();
                 }
-                state.program.code[i].imm = static_cast<std::int32_t>(static_cast<std::int64_t>(*placed) -
-                                                                      static_cast<std::int64_t>(i) - 1);
+                state.program.code[i].imm =
+                    static_cast<std::int32_t>(static_cast<std::int64_t>(*placed) - static_cast<std::int64_t>(i) - 1);
             }
             return {};
         }
         if (relocation->type != R_BPF_64_64) {
-            return fail(at, state.program.name, fmt::format("relocation type {} against '{}' on lddw (expected "
-                                                            "R_BPF_64_64)",
-                                                            relocation->type, relocation->symbol_name));
+            return fail(at, state.program.name,
+                        fmt::format("relocation type {} against '{}' on lddw (expected "
+                                    "R_BPF_64_64)",
+                                    relocation->type, relocation->symbol_name));
         }
         if (relocation->symbol_section_index == SHN_UNDEF) {
             return extern_error(at, state.program.name, *relocation);
@@ -295,8 +298,8 @@ private:
         // A function's address (bpf_loop, bpf_for_each_map_elem callbacks): clang leaves src 0, libbpf sets it.
         if (_sections.contains(relocation->symbol_section_index)) {
             if (relocation->symbol_value % instruction_bytes != 0 || first.imm % instruction_bytes != 0) {
-                return fail(at, state.program.name, fmt::format("address of '{}' is not at an instruction",
-                                                                relocation->symbol_name));
+                return fail(at, state.program.name,
+                            fmt::format("address of '{}' is not at an instruction", relocation->symbol_name));
             }
             const std::int64_t target =
                 (static_cast<std::int64_t>(relocation->symbol_value) + first.imm) / std::int64_t{instruction_bytes};
@@ -319,8 +322,8 @@ private:
                 continue;
             }
             if (spec.origin == map_origin::global_data) {
-                const std::uint64_t offset = relocation->symbol_value + static_cast<std::uint64_t>(
-                                                                            static_cast<std::int64_t>(first.imm));
+                const std::uint64_t offset =
+                    relocation->symbol_value + static_cast<std::uint64_t>(static_cast<std::int64_t>(first.imm));
                 if (offset >= location.size) {
                     return fail(at, state.program.name,
                                 fmt::format("reference to '{}' at byte {} of section '{}', which has {} bytes",
@@ -339,10 +342,10 @@ private:
             }
         }
         if (section_name == ".maps" || section_name == "maps") {
-            return fail(at, state.program.name, fmt::format("reference to '{}' in section '{}', where no map is "
-                                                            "defined at byte {}",
-                                                            relocation->symbol_name, section_name,
-                                                            relocation->symbol_value));
+            return fail(at, state.program.name,
+                        fmt::format("reference to '{}' in section '{}', where no map is "
+                                    "defined at byte {}",
+                                    relocation->symbol_name, section_name, relocation->symbol_value));
         }
         return fail(at, state.program.name,
                     fmt::format("reference to '{}' in section '{}', which is neither a map section ('.maps', 'maps') "
