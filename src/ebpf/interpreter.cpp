@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "sluice/ebpf/kernel_helpers.hpp"
 #include "sluice/ebpf/program.hpp"
 
 namespace sluice::ebpf {
@@ -231,8 +232,7 @@ interpreter::interpreter(std::span<const instruction> code, const helper_table& 
     : _code(code), _helpers(&helpers), _options(options),
       _stack(static_cast<std::size_t>(max_call_depth) * stack_size + 16) {}
 
-expected<interpreter> interpreter::create(std::span<const instruction> code, const helper_table& helpers,
-                                          interpreter_options options) {
+expected<void> check_helper_calls(std::span<const instruction> code, const helper_table& helpers) {
     // The run loop trusts the encoding (no per-instruction bounds checks on pc or registers), so it must be valid.
     if (auto valid = validate(code); !valid) {
         return valid.error();
@@ -243,17 +243,54 @@ expected<interpreter> interpreter::create(std::span<const instruction> code, con
             ++pc; // the second slot is data, not an instruction
             continue;
         }
-        if (ins.opcode == op::call && ins.src == op::call_helper &&
-            helpers.find(static_cast<std::uint32_t>(ins.imm)) == nullptr) {
-            return error::at(pc, fmt::format("instruction {}: call to helper {}, which is not available", pc,
-                                             static_cast<std::uint32_t>(ins.imm)));
+        if (ins.opcode == op::call && ins.src == op::call_helper) {
+            const auto id = static_cast<std::uint32_t>(ins.imm);
+            if (helpers.find(id) != nullptr) {
+                continue;
+            }
+            const std::string_view name = kernel_helper_name(id);
+            const std::string what = name.empty() ? fmt::format("helper {}", id) : fmt::format("{} (helper {})", name, id);
+            const std::string where = helpers.provided_for().empty() ? std::string{}
+                                                                     : fmt::format(" for {}", helpers.provided_for());
+            return error::at(pc, fmt::format("instruction {}: calls {}, which sluice does not provide{}", pc, what,
+                                             where));
         }
         if (ins.opcode == op::call && ins.src == op::call_kfunc) {
             return error::at(pc, fmt::format("instruction {}: kernel function calls (kfuncs) are not supported", pc));
         }
     }
+    return {};
+}
+
+expected<runnable_program> runnable_program::prepare(std::span<const instruction> code, const helper_table& helpers) {
+    if (auto checked = check_helper_calls(code, helpers); !checked) {
+        return checked.error();
+    }
+    return runnable_program(code, helpers);
+}
+
+expected<interpreter> interpreter::create(std::span<const instruction> code, const helper_table& helpers,
+                                          interpreter_options options) {
+    if (auto checked = check_helper_calls(code, helpers); !checked) {
+        return checked.error();
+    }
     return interpreter(code, helpers, options);
 }
+
+/// What one run shares between the program and the callbacks it makes: the program running now (a tail call
+/// replaces it), the helpers' context, the instruction count, and the first error a callback met.
+struct interpreter::run_state {
+    interpreter* self{};
+    const instruction* code{};
+    std::size_t code_size{};
+    const helper_table* helpers{};
+    call_context context;
+    std::uint64_t executed{};
+    std::uintptr_t stack_top{};
+    std::uintptr_t frame_top{}; ///< the calling frame's top at the helper call in progress
+    std::size_t depth{};        ///< frames in use at the helper call in progress
+    std::optional<error> failure;
+};
 
 bool interpreter::access_allowed(std::uintptr_t address, std::size_t bytes, bool write, std::uintptr_t stack_low,
                                  std::uintptr_t stack_high, std::string& message) const {
@@ -285,45 +322,133 @@ bool interpreter::access_allowed(std::uintptr_t address, std::size_t bytes, bool
 }
 
 expected<std::uint64_t> interpreter::run(std::array<std::uint64_t, 5> arguments, void* user) {
+    run_state state;
+    state.self = this;
+    state.code = _code.data();
+    state.code_size = _code.size();
+    state.helpers = _helpers;
+    state.context.user = user;
+    state.context.engine = &state;
+    const auto stack_base = reinterpret_cast<std::uintptr_t>(_stack.data());
+    state.stack_top = (stack_base + _stack.size()) & ~std::uintptr_t{15};
     if (_options.checked) {
-        return _options.instruction_limit != 0 ? execute<true, true>(arguments, user)
-                                               : execute<true, false>(arguments, user);
+        if (_options.instruction_limit != 0) {
+            state.context.caller = &call_function<true, true>;
+            return execute<true, true>(state, 0, arguments, state.stack_top, 0);
+        }
+        state.context.caller = &call_function<true, false>;
+        return execute<true, false>(state, 0, arguments, state.stack_top, 0);
     }
-    return _options.instruction_limit != 0 ? execute<false, true>(arguments, user)
-                                           : execute<false, false>(arguments, user);
+    if (_options.instruction_limit != 0) {
+        state.context.caller = &call_function<false, true>;
+        return execute<false, true>(state, 0, arguments, state.stack_top, 0);
+    }
+    state.context.caller = &call_function<false, false>;
+    return execute<false, false>(state, 0, arguments, state.stack_top, 0);
 }
 
 template <bool checked, bool limited>
-expected<std::uint64_t> interpreter::execute(std::array<std::uint64_t, 5> arguments, void* user) {
+bool interpreter::call_function(void* engine, std::uint64_t function, const std::array<std::uint64_t, 5>& arguments,
+                                std::uint64_t& result) {
+    auto& state = *static_cast<run_state*>(engine);
+    if (state.failure || state.context.stop) {
+        return false;
+    }
+    const auto base = reinterpret_cast<std::uintptr_t>(state.code);
+    const std::uintptr_t offset = function - base;
+    if (function < base || offset % sizeof(instruction) != 0 || offset / sizeof(instruction) >= state.code_size) {
+        state.failure = error{fmt::format("callback handle {:#x} names no instruction of the running program", function)};
+        state.context.stop = true;
+        return false;
+    }
+    // A callback is a frame like a local call's (the kernel's verifier counts it against MAX_CALL_FRAMES).
+    if (state.depth + 1 >= static_cast<std::size_t>(max_call_depth)) {
+        state.failure = error{fmt::format("callback nests deeper than {} frames", max_call_depth)};
+        state.context.stop = true;
+        return false;
+    }
+    // The helper call in progress owns state.frame_top/depth; a nested helper call overwrites them, so keep ours.
+    const std::uintptr_t saved_top = state.frame_top;
+    const std::size_t saved_depth = state.depth;
+    ++state.context.callback_depth;
+    auto returned = state.self->execute<checked, limited>(state, offset / sizeof(instruction), arguments,
+                                                          saved_top - stack_size, saved_depth + 1);
+    --state.context.callback_depth;
+    state.frame_top = saved_top;
+    state.depth = saved_depth;
+    if (!returned) {
+        if (!state.failure) {
+            state.failure = returned.error();
+        }
+        state.context.stop = true;
+        return false;
+    }
+    if (state.context.stop) {
+        return false; // a helper inside the callback ended the program
+    }
+    result = *returned;
+    return true;
+}
+
+template <bool checked, bool limited>
+expected<std::uint64_t> interpreter::execute(run_state& state, std::size_t entry,
+                                             const std::array<std::uint64_t, 5>& arguments, std::uintptr_t frame_top,
+                                             std::size_t depth_base) {
     // 16 slots although only r0..r10 exist: any 4-bit register field indexes safely.
     std::array<std::uint64_t, 16> reg{};
     for (std::size_t i = 0; i < arguments.size(); ++i) {
         reg[i + 1] = arguments[i];
     }
-    const auto stack_base = reinterpret_cast<std::uintptr_t>(_stack.data());
-    const std::uintptr_t stack_top = (stack_base + _stack.size()) & ~std::uintptr_t{15};
-    std::uintptr_t frame_top = stack_top;
+    const std::uintptr_t stack_top = state.stack_top;
     reg[frame_pointer] = frame_top;
 
     std::array<saved_frame, max_call_depth> frames{};
-    std::size_t depth = 0; // local calls in progress
-    std::uint64_t executed = 0;
-    call_context context{user};
+    std::size_t depth = 0; // local calls in progress in this activation
+    call_context& context = state.context;
     std::string message;
-    const instruction* const code = _code.data();
-    std::size_t pc = 0;
+    const instruction* code = state.code;
+    const helper_table* helpers = state.helpers;
+    std::size_t pc = entry;
 
     // Checked mode: the live stack is the current frame and every caller's frame above it.
     const auto check = [&](std::uint64_t address, std::size_t bytes, bool write) {
         return access_allowed(address, bytes, write, frame_top - stack_size, stack_top, message);
     };
     const auto fault = [&](std::size_t at) { return error::at(at, fmt::format("instruction {}: {}", at, message)); };
+    // After a helper: a callback's error or a stop ends the run; a tail call replaces the program (kernel:
+    // bpf_tail_call jumps to the target's first instruction, frames gone, r1 still the context).
+    const auto after_helper = [&]() -> bool {
+        if (context.stop) {
+            return false;
+        }
+        if (context.tail_call != nullptr) {
+            const runnable_program* target = context.tail_call;
+            context.tail_call = nullptr;
+            ++context.tail_calls;
+            code = target->code.data();
+            helpers = target->helpers;
+            state.code = code;
+            state.code_size = target->code.size();
+            state.helpers = helpers;
+            depth = 0;
+            frame_top = stack_top;
+            reg[frame_pointer] = frame_top;
+            pc = 0;
+        }
+        return true;
+    };
+    const auto stopped = [&]() -> expected<std::uint64_t> {
+        if (state.failure) {
+            return *state.failure;
+        }
+        return context.stop_value;
+    };
 
     for (;;) {
         const std::size_t at = pc;
         const instruction ins = code[pc++];
         if constexpr (limited) {
-            if (++executed > _options.instruction_limit) {
+            if (++state.executed > _options.instruction_limit) {
                 return error::at(
                     at, fmt::format("instruction {}: instruction limit of {} reached", at, _options.instruction_limit));
             }
@@ -455,11 +580,16 @@ expected<std::uint64_t> interpreter::execute(std::array<std::uint64_t, 5> argume
 
         // clang-format on
 
-        // 64-bit immediate load. Pseudo sources (map fd, map value, ...) are the loader's to resolve; until it has,
-        // the value is used as it stands.
+        // 64-bit immediate load. A function address (pseudo_func) becomes this interpreter's function handle, the
+        // address of the target instruction (header comment); other pseudo sources (map fd, map value, ...) are the
+        // loader's to resolve, and until it has, the value is used as it stands.
         case op::lddw:
-            dst = static_cast<std::uint32_t>(ins.imm) |
-                  (static_cast<std::uint64_t>(static_cast<std::uint32_t>(code[pc].imm)) << 32);
+            if (ins.src == pseudo_func) {
+                dst = reinterpret_cast<std::uintptr_t>(code + static_cast<std::ptrdiff_t>(pc) + 1 + ins.imm);
+            } else {
+                dst = static_cast<std::uint32_t>(ins.imm) |
+                      (static_cast<std::uint64_t>(static_cast<std::uint32_t>(code[pc].imm)) << 32);
+            }
             ++pc;
             break;
 
@@ -552,7 +682,7 @@ expected<std::uint64_t> interpreter::execute(std::array<std::uint64_t, 5> argume
 
         case op::call:
             if (ins.src == call_local) {
-                if (depth + 1 >= static_cast<std::size_t>(max_call_depth)) {
+                if (depth_base + depth + 1 >= static_cast<std::size_t>(max_call_depth)) {
                     return error::at(
                         at, fmt::format("instruction {}: local call nests deeper than {} frames", at, max_call_depth));
                 }
@@ -563,25 +693,29 @@ expected<std::uint64_t> interpreter::execute(std::array<std::uint64_t, 5> argume
                 pc = static_cast<std::size_t>(static_cast<std::int64_t>(pc) + ins.imm);
                 break;
             }
-            // create() proved the helper exists.
+            // check_helper_calls() proved the helper exists.
+            state.frame_top = frame_top;
+            state.depth = depth_base + depth;
             reg[0] =
-                _helpers->find(static_cast<std::uint32_t>(ins.imm))(reg[1], reg[2], reg[3], reg[4], reg[5], context);
-            if (context.stop) {
-                return context.stop_value;
+                helpers->find(static_cast<std::uint32_t>(ins.imm))(reg[1], reg[2], reg[3], reg[4], reg[5], context);
+            if (!after_helper()) {
+                return stopped();
             }
             break;
 
         case op::callx: {
             // The register named in dst holds the helper id (the conformance suite's convention).
             const helper_function function =
-                dst < max_helper_id ? _helpers->find(static_cast<std::uint32_t>(dst)) : nullptr;
+                dst < max_helper_id ? helpers->find(static_cast<std::uint32_t>(dst)) : nullptr;
             if (function == nullptr) {
                 return error::at(at, fmt::format("instruction {}: callx through r{} = {:#x}, which names no helper", at,
                                                  ins.dst, dst));
             }
+            state.frame_top = frame_top;
+            state.depth = depth_base + depth;
             reg[0] = function(reg[1], reg[2], reg[3], reg[4], reg[5], context);
-            if (context.stop) {
-                return context.stop_value;
+            if (!after_helper()) {
+                return stopped();
             }
             break;
         }

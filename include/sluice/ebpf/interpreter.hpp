@@ -5,11 +5,25 @@
 // caller registered plus the interpreter's own stack, and a violation stops the program with an error naming the
 // instruction. Checked mode is the safety net until a program is verified, and a cross-check of the verifier after.
 //
+// Helpers, tail calls and callbacks (the contract helpers rely on):
+//  - A helper gets r1..r5 and a call_context. It may stop the program (`stop`), ask for a tail call (`tail_call`:
+//    after the helper returns, the interpreter continues at instruction 0 of that program with r1 unchanged, every
+//    call frame dropped and a fresh stack, as the kernel's bpf_tail_call does), or call a function of the running
+//    program (`call`: bpf_loop, bpf_for_each_map_elem). Tail calls are counted per run in `tail_calls`; the helper
+//    refuses once max_tail_calls (33) have been made, as the kernel does.
+//  - Function addresses: `lddw rX, pseudo_func` (src 4, imm = target - (pc + 1), as the loader links it and leaves it
+//    after lowering) loads an opaque *function handle*. In this interpreter the handle is the address of the target
+//    instruction in the running program's code; helpers must only pass it back to call_context::call(), which checks
+//    that it names an instruction of the running program. Other engines (the JIT) may use another representation.
+//  - A callback runs in its own stack frame below the caller's, counts against max_call_depth (8) like a local call,
+//    and returns its r0. Callbacks may call helpers and callbacks again (re-entrant); they may not tail call.
+//
 // One interpreter owns its stack: use one per thread.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -20,12 +34,29 @@
 
 namespace sluice::ebpf {
 
+struct runnable_program;
+
+/// Runs the function whose handle is `function` (see the header comment) with r1..r5 = `arguments`; false when it
+/// could not run or failed (the program then ends with that error once the helper returns: stop using the result).
+using function_caller = bool (*)(void* engine, std::uint64_t function, const std::array<std::uint64_t, 5>& arguments,
+                                 std::uint64_t& result);
+
 /// What a helper sees besides its five arguments. A helper may end the program at once (as the conformance suite's
 /// "unwind" helper and the kernel's bpf_throw do) by setting `stop`; r0 is then `stop_value`.
 struct call_context {
-    void* user{};             ///< the embedder's state (frame, maps, engine), passed through untouched
-    bool stop{};              ///< set by a helper: end the program after this call
+    void* user{};               ///< the embedder's state (frame, maps, engine), passed through untouched
+    bool stop{};                ///< set by a helper: end the program after this call
     std::uint64_t stop_value{}; ///< r0 when stopping
+    const runnable_program* tail_call{}; ///< set by a helper: continue in this program after this call
+    std::uint32_t tail_calls{};          ///< tail calls made so far in this run (maintained by the engine)
+    std::uint32_t callback_depth{};      ///< callbacks in progress (maintained by the engine); 0 in the program
+    function_caller caller{};            ///< set by the engine
+    void* engine{};                      ///< the engine's own state, for `caller`
+
+    /// Calls a function of the running program (bpf_loop's callback); false when it could not or failed.
+    bool call(std::uint64_t function, const std::array<std::uint64_t, 5>& arguments, std::uint64_t& result) {
+        return caller != nullptr && caller(engine, function, arguments, result);
+    }
 };
 
 using helper_function = std::uint64_t (*)(std::uint64_t r1, std::uint64_t r2, std::uint64_t r3, std::uint64_t r4,
@@ -36,13 +67,38 @@ inline constexpr std::size_t max_helper_id = 512;
 /// Helpers by id (the kernel's numbering for the kernel's helpers). A missing entry is a helper sluice lacks.
 class helper_table {
 public:
+    helper_table() = default;
+    /// `provided_for` completes load errors: "..., which sluice does not provide for XDP programs".
+    explicit helper_table(std::string_view provided_for) : _provided_for(provided_for) {}
+
     void set(std::uint32_t id, std::string_view name, helper_function function);
     helper_function find(std::uint32_t id) const { return id < _functions.size() ? _functions[id] : nullptr; }
     std::string_view name(std::uint32_t id) const { return id < _names.size() ? _names[id] : std::string_view{}; }
+    std::string_view provided_for() const { return _provided_for; }
 
 private:
     std::vector<helper_function> _functions;
     std::vector<std::string_view> _names;
+    std::string_view _provided_for;
+};
+
+/// The load-time checks of a program's code against a helper table: validate(), then every static helper call
+/// names a helper of the table (else "instruction 12: calls bpf_skb_load_bytes (helper 26), which sluice does not
+/// provide for XDP programs"), and no kfunc call. The loader's load_options::check_program can call this.
+expected<void> check_helper_calls(std::span<const instruction> code, const helper_table& helpers);
+
+/// A program the interpreter can run or tail-call into: code that passed check_helper_calls() with `helpers`.
+/// Only prepare() makes one, so a tail call never needs to check the target again. `code` and `helpers` must outlive
+/// it. prog_array slots hold opaque handles; the tail-call helper turns them into runnable programs (helpers.hpp).
+struct runnable_program {
+    std::span<const instruction> code;
+    const helper_table* helpers{};
+
+    static expected<runnable_program> prepare(std::span<const instruction> code, const helper_table& helpers);
+
+private:
+    runnable_program(std::span<const instruction> program, const helper_table& table)
+        : code(program), helpers(&table) {}
 };
 
 /// A memory range a program may touch in checked mode.
@@ -70,15 +126,25 @@ public:
     void clear_regions() { _regions.clear(); }
 
     /// Runs from instruction 0 with r1..r5 set and r10 at the top of a fresh stack frame.
-    /// Errors: checked-mode violations, the instruction limit, a callx to no helper, call depth over max_call_depth.
+    /// Errors: checked-mode violations, the instruction limit, a callx to no helper, call depth over max_call_depth,
+    /// a callback handle that names no instruction of the running program.
     expected<std::uint64_t> run(std::array<std::uint64_t, 5> arguments, void* user = nullptr);
 
 private:
     interpreter(std::span<const instruction> code, const helper_table& helpers, interpreter_options options);
 
-    /// The run loop, compiled once per mode so that the unchecked loop carries no checks at all.
+    struct run_state;
+
+    /// The run loop, compiled once per mode so that the unchecked loop carries no checks at all. Runs from `entry`
+    /// until the frame it starts in exits; `depth_base` frames are already in use below `frame_top`.
     template <bool checked, bool limited>
-    expected<std::uint64_t> execute(std::array<std::uint64_t, 5> arguments, void* user);
+    expected<std::uint64_t> execute(run_state& state, std::size_t entry, const std::array<std::uint64_t, 5>& arguments,
+                                    std::uintptr_t frame_top, std::size_t depth_base);
+
+    /// call_context::caller: runs a callback of the running program in a new frame.
+    template <bool checked, bool limited>
+    static bool call_function(void* engine, std::uint64_t function, const std::array<std::uint64_t, 5>& arguments,
+                              std::uint64_t& result);
 
     /// Checked mode: whether [address, address + bytes) lies in the live stack or one registered region.
     /// On failure `message` says why, naming the access.
