@@ -2,6 +2,7 @@
 // and every 8-byte value read is one that was written whole (each value written is k * 0x0101010101010101 for some
 // byte k, so a torn read shows up as mixed bytes).
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <thread>
 
@@ -34,9 +35,10 @@ TEST_P(Concurrency, LookupsSeeWholeOldOrNewValues) {
         }
     };
     constexpr std::uint32_t keys = 8;
-    std::atomic<bool> done{false};
+    std::atomic<bool> done{false}, started{false};
     std::atomic<std::uint64_t> torn{0}, hits{0};
     std::thread worker([&] {
+        started = true;
         std::byte key[8];
         for (std::uint64_t round = 0; !done.load(std::memory_order_relaxed); ++round) {
             make_key(static_cast<std::uint32_t>(round % keys), key);
@@ -49,9 +51,16 @@ TEST_P(Concurrency, LookupsSeeWholeOldOrNewValues) {
             }
         }
     });
+    while (!started) { // the writer is fast: it must not finish before the reader begins
+        std::this_thread::yield();
+    }
     std::byte key[8];
     std::uint64_t values[2]; // per-CPU maps take one value per cpu from the control plane
-    for (std::uint32_t round = 0; round < 200'000; ++round) {
+    // At least 200'000 updates, and on until the reader has seen values: on a busy machine it may get little time.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (std::uint32_t round = 0;
+         round < 200'000 || (hits.load(std::memory_order_relaxed) < 1000 && std::chrono::steady_clock::now() < deadline);
+         ++round) {
         make_key(round % keys, key);
         values[0] = values[1] = (round & 0xff) * spread;
         if (round % 5 == 4 && table.type() != map_type::array && table.type() != map_type::percpu_array) {
