@@ -1,0 +1,204 @@
+// The batch executor: the program over a batch, r0 to an action, every frame counted under one outcome.
+#include "sluice/xdp/executor.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "xdp/checked_memory.hpp"
+
+namespace sluice::xdp {
+namespace {
+
+constexpr std::uint64_t fault_log_interval_ns = 1'000'000'000; // a flood of faults must not become a flood of lines
+
+std::uint64_t now_ns() {
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+            .count());
+}
+
+} // namespace
+
+counter executor_stats::accounted() const {
+    counter sum = errors;
+    for (const counter& outcome : actions) {
+        sum.packets += outcome.packets;
+        sum.bytes += outcome.bytes;
+    }
+    return sum;
+}
+
+struct executor::implementation {
+    const ebpf::loaded_object* object{};
+    const ebpf::loaded_program* program{};
+    ebpf::execution_state* state{};
+    executor_options options;
+    checked_memory memory;                   ///< checked mode: the helper table that registers map values
+    std::optional<ebpf::interpreter> interpreter;
+    ebpf::program_registry registry;         ///< tail-call targets: every program of the object
+    executor_stats stats;
+    std::array<ebpf::redirect_decision, max_batch_size> decisions{};
+    std::size_t batch_size{};
+    bool tail_calls_possible{};              ///< a fault's instruction may then belong to another program
+    std::uint64_t last_log_ns{};
+    std::uint64_t faults_not_shown{};
+    bool logged_once{};
+
+    action run_one(frame& item, ebpf::redirect_decision& decision);
+    void report_fault(const frame& item, const sluice::error& failure);
+};
+
+executor::executor(std::unique_ptr<implementation> self) : _self(std::move(self)) {}
+executor::executor(executor&&) noexcept = default;
+executor& executor::operator=(executor&&) noexcept = default;
+executor::~executor() = default;
+
+expected<executor> executor::create(const ebpf::loaded_object& object, const ebpf::loaded_program& program,
+                                    const ebpf::helper_table& helpers, ebpf::execution_state& state,
+                                    executor_options options) {
+    auto self = std::make_unique<implementation>();
+    self->object = &object;
+    self->program = &program;
+    self->state = &state;
+    self->options = std::move(options);
+    if (!self->options.log) {
+        self->options.log = [](std::string_view line) { fmt::print(stderr, "sluice: {}\n", line); };
+    }
+    const ebpf::helper_table& table = self->options.checked ? self->memory.wrap(helpers, object) : helpers;
+
+    auto interpreter = ebpf::interpreter::create(
+        program.code, table, ebpf::interpreter_options{self->options.checked, self->options.instruction_limit});
+    if (!interpreter) {
+        sluice::error failure = interpreter.error();
+        failure.message = fmt::format("program {}: {}", program.name, failure.message);
+        return failure;
+    }
+    self->interpreter.emplace(std::move(*interpreter));
+    self->memory.attach(*self->interpreter);
+
+    for (const auto& candidate : object.programs()) {
+        auto runnable = ebpf::runnable_program::prepare(candidate->code, table);
+        if (!runnable) {
+            // Only a program some prog_array could name matters; report it as the load would.
+            sluice::error failure = runnable.error();
+            failure.message = fmt::format("program {} (a tail-call target): {}", candidate->name, failure.message);
+            return failure;
+        }
+        self->registry.add(candidate.get(), *runnable);
+    }
+    for (const auto& target : object.maps()) {
+        self->tail_calls_possible = self->tail_calls_possible || target->type() == ebpf::map_type::prog_array;
+    }
+    state.programs = &self->registry;
+    return executor(std::move(self));
+}
+
+void executor::run_batch(std::span<frame* const> frames, std::span<action> out) {
+    implementation& self = *_self;
+    const checked_memory::scope active(self.memory, self.options.checked);
+    // Larger spans run in pieces, so that redirect decisions always fit their table.
+    while (!frames.empty()) {
+        const std::size_t count = std::min(frames.size(), max_batch_size);
+        self.batch_size = count;
+        for (std::size_t i = 0; i < count; ++i) {
+            frame& item = *frames[i];
+            self.stats.received.add(item.length());
+            out[i] = self.run_one(item, self.decisions[i]);
+        }
+        frames = frames.subspan(count);
+        out = out.subspan(count);
+    }
+}
+
+action executor::implementation::run_one(frame& item, ebpf::redirect_decision& decision) {
+    const std::uint64_t length = item.length(); // counted as received, whatever the program does to the packet
+    ebpf::xdp_context& context = item.context();
+    state->begin_packet(context);
+    if (options.checked) {
+        memory.begin_packet(item);
+    }
+    auto result = interpreter->run({reinterpret_cast<std::uint64_t>(&context), 0, 0, 0, 0}, state);
+    action outcome = action::aborted;
+    if (!result) {
+        ++stats.faults;
+        ++stats.exceptions;
+        report_fault(item, result.error());
+    } else if (const auto decided = from_return_code(*result); !decided) {
+        ++stats.unknown_return_codes;
+        ++stats.exceptions;
+    } else {
+        outcome = *decided;
+        if (outcome == action::aborted) {
+            ++stats.exceptions;
+        } else if (outcome == action::redirect) {
+            decision = state->redirect;
+            if (decision.target == ebpf::redirect_decision::kind::none) {
+                ++stats.redirect_errors;
+                ++stats.exceptions;
+                outcome = action::aborted;
+            }
+        }
+    }
+    stats.actions[index(outcome)].add(length);
+    return outcome;
+}
+
+void executor::implementation::report_fault(const frame& item, const sluice::error& failure) {
+    const std::uint64_t now = now_ns();
+    if (logged_once && now - last_log_ns < fault_log_interval_ns) {
+        ++faults_not_shown;
+        return;
+    }
+    std::string line =
+        fmt::format("program {} aborted on packet {}: {}", program->name, item.info().record, failure.message);
+    // After a tail call the index may be another program's, whose source line we cannot tell apart.
+    if (failure.instruction && !tail_calls_possible) {
+        if (const ebpf::line_info* source = program->line_at(*failure.instruction); source != nullptr) {
+            line += fmt::format(" ({}:{}: {})", source->file, source->line, source->source);
+        }
+    }
+    if (faults_not_shown != 0) {
+        line += fmt::format(" [{} more faults since the last line, not shown]", faults_not_shown);
+    }
+    options.log(line);
+    logged_once = true;
+    last_log_ns = now;
+    faults_not_shown = 0;
+}
+
+std::span<const ebpf::redirect_decision> executor::redirect_decisions() const {
+    return {_self->decisions.data(), _self->batch_size};
+}
+
+void executor::count_port_errors(std::uint64_t packets, std::uint64_t bytes) {
+    _self->stats.received.packets += packets;
+    _self->stats.received.bytes += bytes;
+    _self->stats.errors.packets += packets;
+    _self->stats.errors.bytes += bytes;
+}
+
+const executor_stats& executor::stats() const {
+    return _self->stats;
+}
+
+const ebpf::loaded_program& executor::program() const {
+    return *_self->program;
+}
+
+expected<void> executor::check_accounting() const {
+    const executor_stats& stats = _self->stats;
+    const counter sum = stats.accounted();
+    if (sum == stats.received) {
+        return {};
+    }
+    return error{fmt::format("accounting mismatch: received {} packets ({} bytes), but outcomes add up to {} packets "
+                             "({} bytes)",
+                             stats.received.packets, stats.received.bytes, sum.packets, sum.bytes)};
+}
+
+} // namespace sluice::xdp
