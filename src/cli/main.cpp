@@ -2,11 +2,13 @@
 #include <CLI/CLI.hpp>
 
 #include "disasm_command.hpp"
+#include "run_command.hpp"
 
 int main(int argc, char** argv) {
     CLI::App app{"sluice: run unmodified XDP programs in userspace"};
     app.require_subcommand(1);
     sluice::cli::add_disasm_command(app);
+    sluice::cli::add_run_command(app);
     CLI11_PARSE(app, argc, argv);
     return 0;
 }

@@ -1,0 +1,429 @@
+// `sluice run`: load an object, prepare its maps, run one program over every packet of a pcap file or the generator,
+// write packets out by action, and report what became of each packet.
+//
+// Control flow per batch: frames from the pool -> the input fills them -> the executor runs the program over the
+// batch -> frames are written to the output file of their action (if any) -> back to the pool. Nothing allocates per
+// packet: the pool, the batch arrays and the writers are set up before the first packet.
+#include "run_command.hpp"
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "map_json.hpp"
+#include "run_report.hpp"
+#include "sluice/ebpf/helpers.hpp"
+#include "sluice/ebpf/loader.hpp"
+#include "sluice/io/pcap.hpp"
+#include "sluice/io/traffic_generator.hpp"
+#include "sluice/xdp/executor.hpp"
+#include "sluice/xdp/frame.hpp"
+
+namespace sluice::cli {
+namespace {
+
+struct run_options {
+    std::string file;
+    std::string input;
+    std::string program;
+    std::vector<std::string> outputs;
+    std::vector<std::string> maps;
+    std::vector<std::string> rodata;
+    std::vector<std::string> prog_arrays;
+    bool unchecked{};
+    bool json{};
+    bool progress{};
+    bool dump_maps{};
+    bool trace{true};
+    std::uint32_t ifindex{1};
+    std::uint64_t instruction_limit{};
+};
+
+/// A failure the user must see: printed as "sluice run: MESSAGE", exit status 1.
+[[noreturn]] void fail(std::string_view message) {
+    fmt::print(stderr, "sluice run: {}\n", message);
+    throw CLI::RuntimeError(1);
+}
+
+/// The input port: a pcap file or the generator, behind the one rx_batch interface.
+class input_port {
+public:
+    static expected<input_port> open(const std::string& spec) {
+        input_port port;
+        if (spec.starts_with("pcap:")) {
+            auto reader = io::pcap_reader::open(spec.substr(5));
+            if (!reader) {
+                return reader.error();
+            }
+            port._reader.emplace(std::move(*reader));
+            return port;
+        }
+        if (spec.starts_with("gen:")) {
+            auto parsed = io::traffic_spec::parse(spec.substr(4));
+            if (!parsed) {
+                return parsed.error();
+            }
+            auto generator = io::traffic_generator::create(*parsed);
+            if (!generator) {
+                return generator.error();
+            }
+            port._generator.emplace(std::move(*generator));
+            return port;
+        }
+        return error{fmt::format("--in '{}': expected pcap:FILE or gen:SPEC", spec)};
+    }
+
+    std::size_t rx_batch(std::span<xdp::frame*> frames) {
+        return _reader ? _reader->rx_batch(frames) : _generator->rx_batch(frames);
+    }
+    io::rx_state state() const { return _reader ? _reader->state() : _generator->state(); }
+    std::uint64_t errors() const { return _reader ? _reader->errors() : _generator->errors(); }
+    /// Packets read, delivered or not.
+    std::uint64_t read() const { return _reader ? _reader->records() : _generator->generated(); }
+    /// Known in advance for the generator only.
+    std::optional<std::uint64_t> expected_packets() const {
+        return _generator ? std::optional{_generator->spec().packets} : std::nullopt;
+    }
+    const std::optional<sluice::error>& failure() const { return _reader ? _reader->failure() : _no_failure; }
+    io::timestamp_precision precision() const {
+        return _reader ? _reader->precision() : io::timestamp_precision::nanosecond;
+    }
+    /// What the port said about packets it could not deliver.
+    std::vector<std::string> error_messages() const {
+        if (_reader) {
+            return _reader->messages();
+        }
+        if (_generator->errors() != 0) {
+            return {fmt::format("{} generated packets larger than a frame ({} bytes) were counted as errors",
+                                _generator->errors(), xdp::standard_frame_capacity)};
+        }
+        return {};
+    }
+
+private:
+    input_port() = default;
+
+    std::optional<io::pcap_reader> _reader;
+    std::optional<io::traffic_generator> _generator;
+    std::optional<sluice::error> _no_failure;
+};
+
+void drop_trace(std::string_view, unsigned, void*) {}
+
+/// Whether a prog_array of the object holds `name` at load time: then it is a tail-call stage, not an entry point.
+bool is_tail_call_target(const ebpf::loaded_object& object, std::string_view name) {
+    for (const ebpf::map_spec& spec : object.map_specs()) {
+        for (const ebpf::prog_array_slot& slot : spec.initial_programs) {
+            if (slot.program == name) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/// The program `--prog` names; by default the first program attached to a device that no prog_array holds (the
+/// entry point of a tail-call chain), else the first program.
+const ebpf::loaded_program& choose_program(const ebpf::loaded_object& object, const run_options& options) {
+    if (!options.program.empty()) {
+        if (const auto* found = object.find_program(options.program); found != nullptr) {
+            return *found;
+        }
+        std::string names;
+        for (const auto& program : object.programs()) {
+            names += fmt::format("{}{}", names.empty() ? "" : ", ", program->name);
+        }
+        fail(fmt::format("{}: no program named '{}' (programs: {})", options.file, options.program, names));
+    }
+    if (object.programs().empty()) {
+        fail(fmt::format("{}: no XDP program", options.file));
+    }
+    for (const auto& program : object.programs()) {
+        if (program->kind.attach == ebpf::xdp_attach::device && !is_tail_call_target(object, program->name)) {
+            return *program;
+        }
+    }
+    return *object.programs().front();
+}
+
+void fill_maps(const ebpf::loaded_object& object, const run_options& options) {
+    for (const std::string& assignment : options.maps) {
+        const std::size_t equals = assignment.find('=');
+        if (equals == std::string::npos || equals == 0) {
+            fail(fmt::format("--map '{}': expected NAME=FILE.json", assignment));
+        }
+        const std::string name = assignment.substr(0, equals);
+        ebpf::map* target = object.find_map(name);
+        if (target == nullptr) {
+            std::string names;
+            for (const auto& spec : object.map_specs()) {
+                names += fmt::format("{}{}", names.empty() ? "" : ", ", spec.name);
+            }
+            fail(fmt::format("--map {}: {} has no map '{}' (maps: {})", assignment, options.file, name, names));
+        }
+        if (auto filled = fill_map_from_file(*target, name, assignment.substr(equals + 1)); !filled) {
+            fail(filled.error().message);
+        }
+    }
+}
+
+/// The output writers, indexed by action; empty where no --out asked for one.
+using output_table = std::array<std::optional<io::pcap_writer>, xdp::action_count>;
+
+output_table open_outputs(const run_options& options, io::timestamp_precision precision,
+                          std::vector<output_summary>& summaries) {
+    output_table writers;
+    for (const std::string& assignment : options.outputs) {
+        const std::size_t equals = assignment.find('=');
+        const auto kind = equals == std::string::npos ? std::nullopt
+                                                      : xdp::parse_action(std::string_view{assignment}.substr(0, equals));
+        if (!kind || equals + 1 == assignment.size()) {
+            fail(fmt::format("--out '{}': expected ACTION=FILE with ACTION one of pass, tx, redirect, drop, aborted",
+                             assignment));
+        }
+        const std::string path = assignment.substr(equals + 1);
+        auto writer = io::pcap_writer::create(path, precision);
+        if (!writer) {
+            fail(fmt::format("--out {}: {}", assignment, writer.error().message));
+        }
+        writers[xdp::index(*kind)].emplace(std::move(*writer));
+        summaries.push_back({*kind, path, 0});
+    }
+    return writers;
+}
+
+class progress_meter {
+public:
+    explicit progress_meter(bool enabled) : _enabled(enabled), _start(clock::now()), _next(_start + interval) {}
+
+    void update(const xdp::executor_stats& stats, std::optional<std::uint64_t> total) {
+        if (!_enabled) {
+            return;
+        }
+        const auto now = clock::now();
+        if (now < _next) {
+            return;
+        }
+        _next = now + interval;
+        const double seconds = std::chrono::duration<double>(now - _start).count();
+        const std::uint64_t done = stats.received.packets;
+        std::string line = fmt::format("sluice run: {} packets", done);
+        if (total && *total != 0) {
+            line += fmt::format(" of {} ({:.0f}%)", *total, 100.0 * static_cast<double>(done) /
+                                                                 static_cast<double>(*total));
+        }
+        line += fmt::format(", {:.0f} packets/s, {} dropped, {} passed", static_cast<double>(done) / seconds,
+                            stats.of(xdp::action::drop).packets, stats.of(xdp::action::pass).packets);
+        fmt::print(stderr, "{}\n", line);
+    }
+
+private:
+    using clock = std::chrono::steady_clock;
+    static constexpr std::chrono::seconds interval{1};
+
+    bool _enabled;
+    clock::time_point _start;
+    clock::time_point _next;
+};
+
+void run(const run_options& options) {
+    const auto started = std::chrono::steady_clock::now();
+    auto spec = ebpf::object_spec::open_file(options.file);
+    if (!spec) {
+        fail(spec.error().message);
+    }
+    for (const std::string& assignment : options.rodata) {
+        if (auto done = spec->set_rodata(assignment); !done) {
+            fail(fmt::format("--set {}: {}", assignment, done.error().message));
+        }
+    }
+    for (const std::string& assignment : options.prog_arrays) {
+        if (auto done = spec->set_prog_array_slot(assignment); !done) {
+            fail(fmt::format("--prog-array {}: {}", assignment, done.error().message));
+        }
+    }
+    const ebpf::helper_table& helpers = ebpf::xdp_helper_table();
+    ebpf::load_options load;
+    load.cpus = 1; // one worker
+    load.check_program = [&helpers](const ebpf::program_spec& program) -> expected<void> {
+        if (auto checked = ebpf::check_helper_calls(program.code, helpers); !checked) {
+            return error{fmt::format("program {}: {}", program.name, checked.error().message)};
+        }
+        return {};
+    };
+    auto object = spec->load(load);
+    if (!object) {
+        fail(object.error().message);
+    }
+    for (const std::string& note : object->notes()) {
+        fmt::print(stderr, "sluice run: note: {}\n", note);
+    }
+    const ebpf::loaded_program& program = choose_program(*object, options);
+    fill_maps(*object, options);
+
+    auto input = input_port::open(options.input);
+    if (!input) {
+        fail(input.error().message);
+    }
+    run_summary summary;
+    summary.object = options.file;
+    summary.program = program.name;
+    summary.input = options.input;
+    summary.checked = !options.unchecked;
+    output_table writers = open_outputs(options, input->precision(), summary.outputs);
+
+    ebpf::execution_state state(0);
+    if (!options.trace) {
+        state.trace = &drop_trace;
+    }
+    xdp::executor_options executor_options;
+    executor_options.checked = !options.unchecked;
+    executor_options.instruction_limit = options.instruction_limit;
+    auto executor = xdp::executor::create(*object, program, helpers, state, std::move(executor_options));
+    if (!executor) {
+        fail(executor.error().message);
+    }
+
+    xdp::frame_pool pool(xdp::max_batch_size);
+    std::array<xdp::frame*, xdp::max_batch_size> batch{};
+    std::array<xdp::action, xdp::max_batch_size> verdicts{};
+    std::array<std::array<xdp::frame*, xdp::max_batch_size>, xdp::action_count> by_action{};
+    std::array<std::size_t, xdp::action_count> counts{};
+    std::uint64_t port_errors = 0;
+    progress_meter progress(options.progress || ::isatty(STDERR_FILENO) != 0);
+
+    while (input->state() == io::rx_state::more) {
+        const std::size_t acquired = pool.acquire_batch(batch);
+        const std::size_t received = input->rx_batch({batch.data(), acquired});
+        if (input->errors() != port_errors) {
+            executor->count_port_errors(input->errors() - port_errors);
+            port_errors = input->errors();
+        }
+        for (std::size_t i = 0; i < received; ++i) {
+            batch[i]->set_ingress(options.ifindex, 0);
+        }
+        executor->run_batch({batch.data(), received}, verdicts);
+        counts.fill(0);
+        for (std::size_t i = 0; i < received; ++i) {
+            const std::size_t kind = xdp::index(verdicts[i]);
+            by_action[kind][counts[kind]++] = batch[i];
+        }
+        for (std::size_t kind = 0; kind < xdp::action_count; ++kind) {
+            if (writers[kind] && counts[kind] != 0) {
+                writers[kind]->tx_batch({by_action[kind].data(), counts[kind]});
+            }
+        }
+        pool.release_batch({batch.data(), acquired});
+        progress.update(executor->stats(), input->expected_packets());
+    }
+
+    summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    summary.stats = executor->stats();
+    bool failed = false;
+    for (output_summary& output : summary.outputs) {
+        auto& writer = writers[xdp::index(output.kind)];
+        output.written = writer->written();
+        if (auto closed = writer->close(); !closed) {
+            fmt::print(stderr, "sluice run: --out {}: {}\n", output.path, closed.error().message);
+            failed = true;
+        }
+    }
+    for (const std::string& message : input->error_messages()) {
+        fmt::print(stderr, "sluice run: {}\n", message);
+    }
+    if (input->failure()) {
+        summary.input_error = input->failure()->message;
+    }
+
+    if (options.json) {
+        nlohmann::json report = format_json(summary);
+        if (options.dump_maps) {
+            nlohmann::json maps = nlohmann::json::array();
+            for (std::size_t i = 0; i < object->maps().size(); ++i) {
+                maps.push_back(dump_map_json(object->map_specs()[i].name, *object->maps()[i]));
+            }
+            report["maps"] = std::move(maps);
+        }
+        std::cout << report.dump(2) << '\n';
+    } else {
+        std::cout << format_table(summary);
+        if (options.dump_maps) {
+            for (std::size_t i = 0; i < object->maps().size(); ++i) {
+                std::cout << dump_map_text(object->map_specs()[i].name, *object->maps()[i]);
+            }
+        }
+    }
+    std::cout.flush();
+
+    // Every packet read must be under exactly one outcome; a mismatch is a bug in sluice, and must not pass quietly.
+    if (auto accounted = executor->check_accounting(); !accounted) {
+        fmt::print(stderr, "sluice run: {}\n", accounted.error().message);
+        failed = true;
+    }
+    if (executor->stats().received.packets != input->read()) {
+        fmt::print(stderr, "sluice run: accounting mismatch: {} packets read, {} counted\n", input->read(),
+                   executor->stats().received.packets);
+        failed = true;
+    }
+    if (input->failure()) {
+        fmt::print(stderr, "sluice run: {}: {} (the {} packets before it were processed and counted)\n",
+                   options.input, input->failure()->message, executor->stats().received.packets);
+        failed = true;
+    }
+    if (failed) {
+        throw CLI::RuntimeError(1);
+    }
+}
+
+} // namespace
+
+void add_run_command(CLI::App& app) {
+    auto options = std::make_shared<run_options>();
+    CLI::App* command = app.add_subcommand(
+        "run", "Run an XDP program over packets in the interpreter and count what it did with them");
+    command->footer(
+        "The interpreter runs in checked mode by default: sluice has no verifier yet, so every memory access is "
+        "bounds-checked at run time (packet buffer, context, stack, map values) and a program that strays is "
+        "aborted for that packet, counted and logged. --unchecked trusts the program instead (faster; only for "
+        "programs you know the kernel's verifier accepts).\n\n"
+        "--map FILE.json format: a list of entries, [{\"key\": K, \"value\": V}, ...], where K and V are hex strings "
+        "of the bytes (\"0a000001\"), arrays of byte values ([10, 0, 0, 1]), or integers for 4- and 8-byte keys and "
+        "values (stored little-endian, as the program reads them). Per-CPU maps take \"values\": [V0, V1, ...], or "
+        "one \"value\" for every CPU. The entries of a --dump-maps --json map have the same form.\n\n"
+        "Exit status: 0 when every packet was read and counted; 1 on any error (load, options, a truncated or corrupt "
+        "pcap after the packets before it were processed, an output write error).");
+    command->add_option("file", options->file, "BPF ELF object (clang -O2 -g -target bpf -c)")->required();
+    command->add_option("--in", options->input, "Packets: pcap:FILE (pcap or pcapng) or gen:SPEC (see sluice-gen)")
+        ->required();
+    command->add_option("--prog", options->program, "Program to run (default: the first XDP program that is not a tail-call stage of a prog array)");
+    command->add_option("--out", options->outputs,
+                        "ACTION=FILE: write packets of ACTION (pass, tx, redirect, drop, aborted) to a pcap file, "
+                        "timestamps kept; repeatable");
+    command->add_flag("--unchecked", options->unchecked, "Trust the program: no run-time bounds checks");
+    command->add_flag("--json", options->json, "Print the report (and --dump-maps) as JSON");
+    command->add_flag("--progress", options->progress,
+                      "Print progress to stderr every second (default: only when stderr is a terminal)");
+    command->add_option("--map", options->maps, "NAME=FILE.json: fill map NAME before the run; repeatable");
+    command->add_flag("--dump-maps", options->dump_maps, "Print every map after the run");
+    command->add_option("--set", options->rodata,
+                        "NAME=VALUE: set a .rodata variable (const volatile global) before load; repeatable");
+    command->add_option("--prog-array", options->prog_arrays,
+                        "MAP[INDEX]=PROGRAM: put a program of the object in a prog array slot; repeatable");
+    command->add_flag("--trace,!--no-trace", options->trace, "Print bpf_trace_printk output on stderr (default: on)");
+    command->add_option("--ifindex", options->ifindex,
+                        "ingress_ifindex the program sees (default 1, the loopback, as BPF_PROG_TEST_RUN)");
+    command->add_option("--instruction-limit", options->instruction_limit,
+                        "Abort a packet's run after this many instructions (default: no limit)");
+    command->callback([options] { run(*options); });
+}
+
+} // namespace sluice::cli

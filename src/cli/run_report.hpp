@@ -1,0 +1,45 @@
+// What `sluice run` prints at the end: a per-action table for people, the same as JSON for programs.
+//
+// The table has one row per action, one for errors (packets that never reached the program) and a total; the total
+// is the number of packets read, and the executor has checked that the rows add up to it. Exceptions (XDP_ABORTED
+// returned, unknown return codes, faults, redirects with no target) are explained below the table when there are any.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sluice/xdp/executor.hpp"
+
+namespace sluice::cli {
+
+/// An output file and how many packets went into it.
+struct output_summary {
+    xdp::action kind{};
+    std::string path;
+    std::uint64_t written{};
+};
+
+struct run_summary {
+    std::string object;     ///< the object file
+    std::string program;    ///< the program that ran
+    std::string input;      ///< the --in spec
+    bool checked{};         ///< checked mode
+    double seconds{};       ///< wall time of the run
+    xdp::executor_stats stats;
+    std::vector<output_summary> outputs;
+    std::optional<std::string> input_error; ///< a truncated or corrupt input: where it stopped
+};
+
+/// The table, with a header line naming the program and input.
+std::string format_table(const run_summary& summary);
+
+/// {"object", "program", "input", "mode", "seconds", "packets", "bytes", "actions": {"pass": {"packets", "bytes",
+/// "share"}, ...}, "errors": {...}, "exceptions", "unknown_return_codes", "faults", "redirect_errors", "outputs",
+/// "input_error"?}. Shares are fractions of packets read (0..1).
+nlohmann::json format_json(const run_summary& summary);
+
+} // namespace sluice::cli
