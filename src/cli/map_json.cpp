@@ -115,6 +115,21 @@ std::string hex(std::span<const std::byte> data, std::string_view separator = ""
     return text;
 }
 
+/// " (= 1234)" for 4- and 8-byte values, which are nearly always counters or ids a person wants to read as numbers.
+std::string as_number(std::span<const std::byte> value) {
+    if (value.size() == 4) {
+        std::uint32_t number = 0;
+        std::memcpy(&number, value.data(), 4);
+        return fmt::format("  (= {})", number);
+    }
+    if (value.size() == 8) {
+        std::uint64_t number = 0;
+        std::memcpy(&number, value.data(), 8);
+        return fmt::format("  (= {})", number);
+    }
+    return {};
+}
+
 std::string errno_text(long status) {
     return fmt::format("{} ({})", std::strerror(static_cast<int>(-status)), status);
 }
@@ -257,10 +272,11 @@ std::string dump_map_text(std::string_view name, ebpf::map& source) {
         if (source.is_percpu()) {
             text += fmt::format("  key: {}\n", hex(key, " "));
             for (unsigned cpu = 0; cpu < source.cpus(); ++cpu) {
-                text += fmt::format("    value (CPU {}): {}\n", cpu, hex(value.subspan(cpu * stride, size), " "));
+                const auto slot = value.subspan(cpu * stride, size);
+                text += fmt::format("    value (CPU {}): {}{}\n", cpu, hex(slot, " "), as_number(slot));
             }
         } else {
-            text += fmt::format("  key: {}  value: {}\n", hex(key, " "), hex(value, " "));
+            text += fmt::format("  key: {}  value: {}{}\n", hex(key, " "), hex(value, " "), as_number(value));
         }
         return true;
     });

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -39,6 +40,7 @@ struct run_options {
     std::vector<std::string> maps;
     std::vector<std::string> rodata;
     std::vector<std::string> prog_arrays;
+    std::vector<std::string> dumped_maps; ///< --dump-map NAME: only these
     bool unchecked{};
     bool json{};
     bool progress{};
@@ -155,6 +157,14 @@ const ebpf::loaded_program& choose_program(const ebpf::loaded_object& object, co
     return *object.programs().front();
 }
 
+std::string map_names(const ebpf::loaded_object& object) {
+    std::string names;
+    for (const auto& spec : object.map_specs()) {
+        names += fmt::format("{}{}", names.empty() ? "" : ", ", spec.name);
+    }
+    return names;
+}
+
 void fill_maps(const ebpf::loaded_object& object, const run_options& options) {
     for (const std::string& assignment : options.maps) {
         const std::size_t equals = assignment.find('=');
@@ -164,16 +174,30 @@ void fill_maps(const ebpf::loaded_object& object, const run_options& options) {
         const std::string name = assignment.substr(0, equals);
         ebpf::map* target = object.find_map(name);
         if (target == nullptr) {
-            std::string names;
-            for (const auto& spec : object.map_specs()) {
-                names += fmt::format("{}{}", names.empty() ? "" : ", ", spec.name);
-            }
-            fail(fmt::format("--map {}: {} has no map '{}' (maps: {})", assignment, options.file, name, names));
+            fail(fmt::format("--map {}: {} has no map '{}' (maps: {})", assignment, options.file, name,
+                             map_names(object)));
         }
         if (auto filled = fill_map_from_file(*target, name, assignment.substr(equals + 1)); !filled) {
             fail(filled.error().message);
         }
     }
+}
+
+/// Indexes of the maps --dump-maps (all) and --dump-map NAME ask for, in the object's order.
+std::vector<std::size_t> maps_to_dump(const ebpf::loaded_object& object, const run_options& options) {
+    std::vector<std::size_t> indexes;
+    for (const std::string& name : options.dumped_maps) {
+        if (!object.map_index(name)) {
+            fail(fmt::format("--dump-map {}: {} has no such map (maps: {})", name, options.file, map_names(object)));
+        }
+    }
+    for (std::size_t i = 0; i < object.maps().size(); ++i) {
+        if (options.dump_maps || std::ranges::find(options.dumped_maps, object.map_specs()[i].name) !=
+                                     options.dumped_maps.end()) {
+            indexes.push_back(i);
+        }
+    }
+    return indexes;
 }
 
 /// The output writers, indexed by action; empty where no --out asked for one.
@@ -269,6 +293,7 @@ void run(const run_options& options) {
     }
     const ebpf::loaded_program& program = choose_program(*object, options);
     fill_maps(*object, options);
+    const std::vector<std::size_t> dumped = maps_to_dump(*object, options);
 
     auto input = input_port::open(options.input);
     if (!input) {
@@ -346,9 +371,9 @@ void run(const run_options& options) {
 
     if (options.json) {
         nlohmann::json report = format_json(summary);
-        if (options.dump_maps) {
+        if (!dumped.empty()) {
             nlohmann::json maps = nlohmann::json::array();
-            for (std::size_t i = 0; i < object->maps().size(); ++i) {
+            for (const std::size_t i : dumped) {
                 maps.push_back(dump_map_json(object->map_specs()[i].name, *object->maps()[i]));
             }
             report["maps"] = std::move(maps);
@@ -356,10 +381,8 @@ void run(const run_options& options) {
         std::cout << report.dump(2) << '\n';
     } else {
         std::cout << format_table(summary);
-        if (options.dump_maps) {
-            for (std::size_t i = 0; i < object->maps().size(); ++i) {
-                std::cout << dump_map_text(object->map_specs()[i].name, *object->maps()[i]);
-            }
+        for (const std::size_t i : dumped) {
+            std::cout << dump_map_text(object->map_specs()[i].name, *object->maps()[i]);
         }
     }
     std::cout.flush();
@@ -414,6 +437,7 @@ void add_run_command(CLI::App& app) {
                       "Print progress to stderr every second (default: only when stderr is a terminal)");
     command->add_option("--map", options->maps, "NAME=FILE.json: fill map NAME before the run; repeatable");
     command->add_flag("--dump-maps", options->dump_maps, "Print every map after the run");
+    command->add_option("--dump-map", options->dumped_maps, "NAME: print this map after the run; repeatable");
     command->add_option("--set", options->rodata,
                         "NAME=VALUE: set a .rodata variable (const volatile global) before load; repeatable");
     command->add_option("--prog-array", options->prog_arrays,
