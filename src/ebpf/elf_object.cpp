@@ -335,6 +335,9 @@ private:
             line_offset > bytes.size() - header_length || line_length > bytes.size() - header_length - line_offset) {
             return fail_section(".BTF.ext", "line info lies outside the section");
         }
+        if (auto counted = count_core_relocations(bytes, header_length); !counted) {
+            return counted;
+        }
         if (line_length == 0) {
             return {};
         }
@@ -386,6 +389,39 @@ private:
         }
         for (code_section& code : _object._code) {
             std::ranges::stable_sort(code.lines, {}, &line_info::instruction);
+        }
+        return {};
+    }
+
+    // Header fields core_relo_off/core_relo_len exist from a 32-byte header on (libbpf's btf_ext_header). Only the
+    // number of records is kept: the loader refuses such objects rather than run with unadapted field offsets.
+    expected<void> count_core_relocations(std::span<const std::byte> bytes, std::size_t header_length) {
+        constexpr std::size_t header_with_core = 32;
+        if (header_length < header_with_core) {
+            return {};
+        }
+        const std::size_t core_offset = read_u32(bytes, 24);
+        const std::size_t core_length = read_u32(bytes, 28);
+        if (core_length == 0) {
+            return {};
+        }
+        if (core_offset > bytes.size() - header_length || core_length > bytes.size() - header_length - core_offset ||
+            core_length < 4) {
+            return fail_section(".BTF.ext", "CO-RE relocations lie outside the section");
+        }
+        const std::span<const std::byte> records = bytes.subspan(header_length + core_offset, core_length);
+        const std::size_t record_size = read_u32(records, 0);
+        if (record_size == 0) {
+            return fail_section(".BTF.ext", "CO-RE relocation record size is 0");
+        }
+        for (std::size_t at = 4; at + 8 <= records.size();) {
+            const std::size_t count = read_u32(records, at + 4);
+            at += 8;
+            if (count > (records.size() - at) / record_size) {
+                return fail_section(".BTF.ext", "CO-RE relocations run past the section");
+            }
+            _object._core_relocation_count += count;
+            at += count * record_size;
         }
         return {};
     }

@@ -583,6 +583,15 @@ TEST(loader_errors, extern_variable) {
         << spec.error().message;
 }
 
+TEST(loader_errors, core_relocations_are_refused_not_ignored) {
+    auto elf = elf_object::open(fixture("loader_core.o"));
+    ASSERT_TRUE(elf) << elf.error().message;
+    EXPECT_EQ(elf->core_relocation_count(), 1U);
+    auto spec = object_spec::open(*elf);
+    ASSERT_FALSE(spec);
+    EXPECT_NE(spec.error().message.find("carries 1 CO-RE relocation(s)"), std::string::npos) << spec.error().message;
+}
+
 TEST(loader_errors, inner_map_of_map_in_map) {
     auto spec = object_spec::open_file(fixture("loader_map_in_map.o"));
     ASSERT_FALSE(spec);

@@ -106,6 +106,8 @@ public:
     const code_section* find_code_section(std::string_view name) const;
     /// Contents of the `license` section up to its first NUL; empty when there is none.
     const std::string& license() const { return _license; }
+    /// Number of CO-RE relocation records in .BTF.ext (field offsets to adapt to a kernel's types); 0 when none.
+    std::size_t core_relocation_count() const { return _core_relocation_count; }
     /// The parsed .BTF section, or nullptr when the object has none. Owned by this object.
     const struct ::btf* btf() const { return _btf.get(); }
 
@@ -115,6 +117,7 @@ private:
     std::vector<elf_symbol> _symbols;
     std::vector<code_section> _code;
     std::string _license;
+    std::size_t _core_relocation_count{};
     std::shared_ptr<struct ::btf> _btf; // shared: copies of an elf_object share the read-only BTF
 
     friend class elf_reader;

@@ -150,6 +150,13 @@ expected<object_spec> object_spec::open(const elf_object& elf) {
     object_spec spec;
     spec._name = loader_detail::object_name(elf.name());
     spec._license = elf.license();
+    if (elf.core_relocation_count() != 0) {
+        // Running with the compiler's field offsets instead of adapted ones would read the wrong bytes silently.
+        return error{fmt::format("{}: .BTF.ext: the object carries {} CO-RE relocation(s) (BPF_CORE_READ, "
+                                 "__builtin_preserve_access_index, vmlinux.h types); sluice does not apply CO-RE "
+                                 "relocations yet: use the UAPI structs from <linux/*.h> instead",
+                                 elf.name(), elf.core_relocation_count())};
+    }
     auto maps = loader_detail::parse_maps(elf, spec._name);
     if (!maps) {
         return maps.error();
