@@ -585,7 +585,7 @@ expected<std::uint64_t> interpreter::execute(run_state& state, std::size_t entry
         // loader's to resolve, and until it has, the value is used as it stands.
         case op::lddw:
             if (ins.src == pseudo_func) {
-                dst = reinterpret_cast<std::uintptr_t>(code + static_cast<std::ptrdiff_t>(pc) + 1 + ins.imm);
+                dst = reinterpret_cast<std::uintptr_t>(code + static_cast<std::ptrdiff_t>(pc) + ins.imm); // pc: at + 1
             } else {
                 dst = static_cast<std::uint32_t>(ins.imm) |
                       (static_cast<std::uint64_t>(static_cast<std::uint32_t>(code[pc].imm)) << 32);

@@ -163,7 +163,6 @@ const helper_table& xdp_helper_table();
 /// Kernel limits and codes the helpers use, with their <linux/bpf.h> names.
 inline constexpr std::uint32_t ethernet_header_length = 14;   ///< ETH_HLEN
 inline constexpr std::uint32_t max_loops = 1U << 23;          ///< BPF_MAX_LOOPS
-inline constexpr std::uint32_t csum_diff_max_bytes = 512;     ///< sizeof(bpf_scratchpad.diff)
 inline constexpr std::uint64_t redirect_broadcast = 1U << 3;  ///< BPF_F_BROADCAST
 inline constexpr std::uint64_t redirect_exclude_ingress = 1U << 4; ///< BPF_F_EXCLUDE_INGRESS
 

@@ -129,31 +129,59 @@ std::uint64_t xdp_get_buff_len(std::uint64_t ctx, std::uint64_t, std::uint64_t, 
     return static_cast<std::uint64_t>(xdp.data_end - xdp.data);
 }
 
-// bpf_csum_diff: sizes multiples of 4, at most 512 bytes together, else -EINVAL; the result is csum_partial() of
-// ~from followed by to, seeded: a 32-bit one's-complement sum of the 32-bit words as the host loads them. x86-64's
-// csum_partial folds its 64-bit accumulator to 32 bits with end-around carry, and so does this.
+/// csum_partial() as x86-64 computes it (arch/x86/lib/csum-partial_64.c): the seed plus the buffer's 32-bit words (then
+/// a 16-bit and an 8-bit tail) as the host loads them, folded to 32 bits with end-around carry.
+std::uint32_t checksum_partial(const std::uint8_t* bytes, std::uint32_t size, std::uint32_t seed) {
+    std::uint64_t sum = seed;
+    std::uint32_t i = 0;
+    for (; i + 4 <= size; i += 4) {
+        std::uint32_t word = 0;
+        std::memcpy(&word, bytes + i, 4);
+        sum += word;
+    }
+    if ((size & 2U) != 0) {
+        std::uint16_t half = 0;
+        std::memcpy(&half, bytes + i, 2);
+        sum += half;
+        i += 2;
+    }
+    if ((size & 1U) != 0) {
+        sum += bytes[i];
+    }
+    sum = (sum & 0xffffffffULL) + (sum >> 32);
+    sum = (sum & 0xffffffffULL) + (sum >> 32);
+    return static_cast<std::uint32_t>(sum);
+}
+
+/// include/net/checksum.h csum_sub (csum_add of the complement, with end-around carry).
+std::uint32_t checksum_subtract(std::uint32_t sum, std::uint32_t subtrahend) {
+    const std::uint32_t addend = ~subtrahend;
+    const std::uint32_t result = sum + addend;
+    return result + (result < addend ? 1U : 0U);
+}
+
+// bpf_csum_diff as current kernels have it (Linux 6.13, "bpf: Fix bpf_csum_diff's return value", and the removal of
+// the per-cpu scratchpad): csum_sub(csum_partial(to, seed), csum_partial(from, 0)), or the one-sided forms, folded
+// to 16 bits by csum_from32to16 so that every architecture returns the same value. The scratchpad's limits (sizes
+// multiples of 4, 512 bytes in all, else -EINVAL) went with it; the verifier bounds both buffers. Older kernels
+// returned x86's unfolded 32-bit sum; the folded value is what the kernel these tests run on (6.18) gives.
 std::uint64_t csum_diff(std::uint64_t from, std::uint64_t from_size_argument, std::uint64_t to,
                         std::uint64_t to_size_argument, std::uint64_t seed, call_context&) {
     const auto from_size = static_cast<std::uint32_t>(from_size_argument);
     const auto to_size = static_cast<std::uint32_t>(to_size_argument);
-    if (((from_size | to_size) & 3U) != 0 || std::uint64_t{from_size} + to_size > csum_diff_max_bytes) {
-        return error_code(-EINVAL);
+    const auto* from_bytes = pointer<const std::uint8_t>(from);
+    const auto* to_bytes = pointer<const std::uint8_t>(to);
+    auto sum = static_cast<std::uint32_t>(seed); // __wsum seed
+    if (from_size != 0 && to_size != 0) {
+        sum = checksum_subtract(checksum_partial(to_bytes, to_size, sum), checksum_partial(from_bytes, from_size, 0));
+    } else if (to_size != 0) {
+        sum = checksum_partial(to_bytes, to_size, sum);
+    } else if (from_size != 0) {
+        sum = ~checksum_partial(from_bytes, from_size, ~sum);
     }
-    std::uint64_t sum = static_cast<std::uint32_t>(seed);
-    for (std::uint32_t i = 0; i < from_size; i += 4) {
-        std::uint32_t word = 0;
-        std::memcpy(&word, pointer<const std::uint8_t>(from) + i, 4);
-        sum += static_cast<std::uint32_t>(~word);
-    }
-    for (std::uint32_t i = 0; i < to_size; i += 4) {
-        std::uint32_t word = 0;
-        std::memcpy(&word, pointer<const std::uint8_t>(to) + i, 4);
-        sum += word;
-    }
-    while ((sum >> 32) != 0) {
-        sum = (sum & 0xffffffffULL) + (sum >> 32);
-    }
-    return sum;
+    // csum_from32to16: add the halves with end-around carry.
+    sum += (sum >> 16) | (sum << 16);
+    return sum >> 16;
 }
 
 constexpr std::uint64_t xdp_aborted = 0;
