@@ -83,14 +83,9 @@ std::optional<std::uint8_t> parse_register(std::string_view text) {
 }
 
 /// Registers come from parse_register (0..10), so masking to the 4-bit fields loses nothing.
-instruction make(std::uint8_t opcode, std::uint8_t dst, std::uint8_t src, std::int16_t offset, std::int32_t imm) {
-    instruction ins{};
-    ins.opcode = opcode;
-    ins.dst = dst & 0x0f;
-    ins.src = src & 0x0f;
-    ins.offset = offset;
-    ins.imm = imm;
-    return ins;
+constexpr instruction make(std::uint8_t opcode, std::uint8_t dst, std::uint8_t src, std::int16_t offset,
+                           std::int32_t imm) {
+    return make_instruction(opcode, dst, src, offset, imm);
 }
 
 struct memory_operand {

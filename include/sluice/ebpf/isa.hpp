@@ -21,6 +21,18 @@ struct instruction {
 };
 static_assert(sizeof(instruction) == 8);
 
+/// An instruction from its fields; registers are masked to their 4-bit fields.
+constexpr instruction make_instruction(std::uint8_t opcode, std::uint8_t dst = 0, std::uint8_t src = 0,
+                                       std::int16_t offset = 0, std::int32_t imm = 0) {
+    instruction insn{};
+    insn.opcode = opcode;
+    insn.dst = dst & 0x0f;
+    insn.src = src & 0x0f;
+    insn.offset = offset;
+    insn.imm = imm;
+    return insn;
+}
+
 inline constexpr int register_count = 11;      ///< r0..r10
 inline constexpr int frame_pointer = 10;       ///< r10: read-only
 inline constexpr int stack_size = 512;         ///< bytes per function frame
