@@ -17,6 +17,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -121,21 +122,22 @@ private:
 
 void drop_trace(std::string_view, unsigned, void*) {}
 
-/// Whether a prog_array of the object holds `name` at load time: then it is a tail-call stage, not an entry point.
-bool is_tail_call_target(const ebpf::loaded_object& object, std::string_view name) {
-    for (const ebpf::map_spec& spec : object.map_specs()) {
-        for (const ebpf::prog_array_slot& slot : spec.initial_programs) {
-            if (slot.program == name) {
-                return true;
-            }
+/// The programs the object's own prog_array initial values (`.values = {[i] = &prog}`) hold: tail-call stages, not
+/// entry points. Taken before --prog-array changes the slots, so that a changed slot does not turn a stage into an entry.
+std::set<std::string> tail_call_stages(const ebpf::object_spec& spec) {
+    std::set<std::string> stages;
+    for (const ebpf::map_spec& map : spec.maps()) {
+        for (const ebpf::prog_array_slot& slot : map.initial_programs) {
+            stages.insert(slot.program);
         }
     }
-    return false;
+    return stages;
 }
 
 /// The program `--prog` names; by default the first program attached to a device that no prog_array holds (the
 /// entry point of a tail-call chain), else the first program.
-const ebpf::loaded_program& choose_program(const ebpf::loaded_object& object, const run_options& options) {
+const ebpf::loaded_program& choose_program(const ebpf::loaded_object& object, const run_options& options,
+                                           const std::set<std::string>& stages) {
     if (!options.program.empty()) {
         if (const auto* found = object.find_program(options.program); found != nullptr) {
             return *found;
@@ -150,7 +152,7 @@ const ebpf::loaded_program& choose_program(const ebpf::loaded_object& object, co
         fail(fmt::format("{}: no XDP program", options.file));
     }
     for (const auto& program : object.programs()) {
-        if (program->kind.attach == ebpf::xdp_attach::device && !is_tail_call_target(object, program->name)) {
+        if (program->kind.attach == ebpf::xdp_attach::device && !stages.contains(program->name)) {
             return *program;
         }
     }
@@ -270,6 +272,7 @@ void run(const run_options& options) {
             fail(fmt::format("--set {}: {}", assignment, done.error().message));
         }
     }
+    const std::set<std::string> stages = tail_call_stages(*spec);
     for (const std::string& assignment : options.prog_arrays) {
         if (auto done = spec->set_prog_array_slot(assignment); !done) {
             fail(fmt::format("--prog-array {}: {}", assignment, done.error().message));
@@ -291,7 +294,7 @@ void run(const run_options& options) {
     for (const std::string& note : object->notes()) {
         fmt::print(stderr, "sluice run: note: {}\n", note);
     }
-    const ebpf::loaded_program& program = choose_program(*object, options);
+    const ebpf::loaded_program& program = choose_program(*object, options, stages);
     fill_maps(*object, options);
     const std::vector<std::size_t> dumped = maps_to_dump(*object, options);
 
