@@ -249,11 +249,12 @@ expected<void> check_helper_calls(std::span<const instruction> code, const helpe
                 continue;
             }
             const std::string_view name = kernel_helper_name(id);
-            const std::string what = name.empty() ? fmt::format("helper {}", id) : fmt::format("{} (helper {})", name, id);
-            const std::string where = helpers.provided_for().empty() ? std::string{}
-                                                                     : fmt::format(" for {}", helpers.provided_for());
-            return error::at(pc, fmt::format("instruction {}: calls {}, which sluice does not provide{}", pc, what,
-                                             where));
+            const std::string what =
+                name.empty() ? fmt::format("helper {}", id) : fmt::format("{} (helper {})", name, id);
+            const std::string where =
+                helpers.provided_for().empty() ? std::string{} : fmt::format(" for {}", helpers.provided_for());
+            return error::at(pc,
+                             fmt::format("instruction {}: calls {}, which sluice does not provide{}", pc, what, where));
         }
         if (ins.opcode == op::call && ins.src == op::call_kfunc) {
             return error::at(pc, fmt::format("instruction {}: kernel function calls (kfuncs) are not supported", pc));
@@ -357,7 +358,8 @@ bool interpreter::call_function(void* engine, std::uint64_t function, const std:
     const auto base = reinterpret_cast<std::uintptr_t>(state.code);
     const std::uintptr_t offset = function - base;
     if (function < base || offset % sizeof(instruction) != 0 || offset / sizeof(instruction) >= state.code_size) {
-        state.failure = error{fmt::format("callback handle {:#x} names no instruction of the running program", function)};
+        state.failure =
+            error{fmt::format("callback handle {:#x} names no instruction of the running program", function)};
         state.context.stop = true;
         return false;
     }

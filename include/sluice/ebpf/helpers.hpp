@@ -59,11 +59,11 @@ struct redirect_decision {
         map,       ///< bpf_redirect_map(map, key): ri->map_id / map_type / tgt_index / tgt_value
     };
     kind target{kind::none};
-    std::uint32_t ifindex{};   ///< interface: the target ifindex
-    map* target_map{};         ///< map: the map
-    std::uint32_t key{};       ///< map: the key (ri->tgt_index)
-    void* value{};             ///< map: the entry the lookup found (ri->tgt_value)
-    std::uint64_t flags{};     ///< map: BPF_F_BROADCAST / BPF_F_EXCLUDE_INGRESS when broadcasting, else 0
+    std::uint32_t ifindex{}; ///< interface: the target ifindex
+    map* target_map{};       ///< map: the map
+    std::uint32_t key{};     ///< map: the key (ri->tgt_index)
+    void* value{};           ///< map: the entry the lookup found (ri->tgt_value)
+    std::uint64_t flags{};   ///< map: BPF_F_BROADCAST / BPF_F_EXCLUDE_INGRESS when broadcasting, else 0
 };
 
 /// One route for bpf_fib_lookup. Addresses in network byte order, as in struct bpf_fib_lookup.
@@ -73,14 +73,14 @@ struct route {
     std::array<std::uint8_t, 16> prefix{}; ///< first 4 bytes for IPv4
     std::uint8_t prefix_length{};
     kind type{kind::unicast};
-    std::uint32_t ifindex{};                ///< egress interface
+    std::uint32_t ifindex{}; ///< egress interface
     bool has_gateway{};
     std::array<std::uint8_t, 16> gateway{}; ///< next hop when has_gateway (params->ipv4_dst / ipv6_dst become it)
     bool has_neighbour{};                   ///< false: BPF_FIB_LKUP_RET_NO_NEIGH unless BPF_FIB_LOOKUP_SKIP_NEIGH
     std::array<std::uint8_t, 6> source_mac{};
     std::array<std::uint8_t, 6> destination_mac{};
-    std::uint32_t mtu{};                    ///< 0: the egress interface's MTU
-    std::uint32_t metric{};                 ///< params->rt_metric on success
+    std::uint32_t mtu{};    ///< 0: the egress interface's MTU
+    std::uint32_t metric{}; ///< params->rt_metric on success
 };
 
 /// Routes by longest prefix. Built by the control plane; read-only while programs run.
@@ -134,12 +134,12 @@ struct execution_state {
         redirect = {};
     }
 
-    xdp_context* context{};         ///< the packet being processed (informational: helpers use their ctx argument)
-    unsigned cpu{};                 ///< bpf_get_smp_processor_id(), and the per-CPU slot of per-CPU maps
-    redirect_decision redirect;     ///< what XDP_REDIRECT means for the current packet
-    prandom_state random;           ///< bpf_get_prandom_u32()
+    xdp_context* context{};             ///< the packet being processed (informational: helpers use their ctx argument)
+    unsigned cpu{};                     ///< bpf_get_smp_processor_id(), and the per-CPU slot of per-CPU maps
+    redirect_decision redirect;         ///< what XDP_REDIRECT means for the current packet
+    prandom_state random;               ///< bpf_get_prandom_u32()
     const program_registry* programs{}; ///< bpf_tail_call targets; nullptr: every tail call fails
-    const route_table* routes{};    ///< bpf_fib_lookup; nullptr behaves as an empty table
+    const route_table* routes{};        ///< bpf_fib_lookup; nullptr behaves as an empty table
     std::vector<std::pair<std::uint32_t, std::uint32_t>> mtus; ///< ifindex -> MTU for check_mtu and fib_lookup
     std::uint32_t default_mtu{1500};
     std::uint64_t jiffies_hz{1000};
@@ -148,7 +148,7 @@ struct execution_state {
     void* trace_opaque{};
     std::uint32_t trace_lines_per_second{100}; ///< beyond this, lines only count in trace_dropped (0: no limit)
     std::uint64_t trace_dropped{};
-    std::uint64_t trace_window_start_ns{};     ///< rate limiter: start of the current one-second window
+    std::uint64_t trace_window_start_ns{}; ///< rate limiter: start of the current one-second window
     std::uint32_t trace_window_lines{};
 
     std::array<ringbuf_reservation, max_ringbuf_reservations> reservations{};
@@ -161,22 +161,22 @@ struct execution_state {
 const helper_table& xdp_helper_table();
 
 /// Kernel limits and codes the helpers use, with their <linux/bpf.h> names.
-inline constexpr std::uint32_t ethernet_header_length = 14;   ///< ETH_HLEN
-inline constexpr std::uint32_t max_loops = 1U << 23;          ///< BPF_MAX_LOOPS
-inline constexpr std::uint64_t redirect_broadcast = 1U << 3;  ///< BPF_F_BROADCAST
+inline constexpr std::uint32_t ethernet_header_length = 14;        ///< ETH_HLEN
+inline constexpr std::uint32_t max_loops = 1U << 23;               ///< BPF_MAX_LOOPS
+inline constexpr std::uint64_t redirect_broadcast = 1U << 3;       ///< BPF_F_BROADCAST
 inline constexpr std::uint64_t redirect_exclude_ingress = 1U << 4; ///< BPF_F_EXCLUDE_INGRESS
 
 namespace fib_result {
-inline constexpr std::uint64_t success = 0;      ///< BPF_FIB_LKUP_RET_SUCCESS
-inline constexpr std::uint64_t blackhole = 1;    ///< BPF_FIB_LKUP_RET_BLACKHOLE
-inline constexpr std::uint64_t unreachable = 2;  ///< BPF_FIB_LKUP_RET_UNREACHABLE
-inline constexpr std::uint64_t prohibit = 3;     ///< BPF_FIB_LKUP_RET_PROHIBIT
-inline constexpr std::uint64_t not_forwarded = 4; ///< BPF_FIB_LKUP_RET_NOT_FWDED
-inline constexpr std::uint64_t forwarding_disabled = 5; ///< BPF_FIB_LKUP_RET_FWD_DISABLED
-inline constexpr std::uint64_t unsupported_lwt = 6;     ///< BPF_FIB_LKUP_RET_UNSUPP_LWT
-inline constexpr std::uint64_t no_neighbour = 7;        ///< BPF_FIB_LKUP_RET_NO_NEIGH
+inline constexpr std::uint64_t success = 0;              ///< BPF_FIB_LKUP_RET_SUCCESS
+inline constexpr std::uint64_t blackhole = 1;            ///< BPF_FIB_LKUP_RET_BLACKHOLE
+inline constexpr std::uint64_t unreachable = 2;          ///< BPF_FIB_LKUP_RET_UNREACHABLE
+inline constexpr std::uint64_t prohibit = 3;             ///< BPF_FIB_LKUP_RET_PROHIBIT
+inline constexpr std::uint64_t not_forwarded = 4;        ///< BPF_FIB_LKUP_RET_NOT_FWDED
+inline constexpr std::uint64_t forwarding_disabled = 5;  ///< BPF_FIB_LKUP_RET_FWD_DISABLED
+inline constexpr std::uint64_t unsupported_lwt = 6;      ///< BPF_FIB_LKUP_RET_UNSUPP_LWT
+inline constexpr std::uint64_t no_neighbour = 7;         ///< BPF_FIB_LKUP_RET_NO_NEIGH
 inline constexpr std::uint64_t fragmentation_needed = 8; ///< BPF_FIB_LKUP_RET_FRAG_NEEDED
-inline constexpr std::uint64_t no_source_address = 9;   ///< BPF_FIB_LKUP_RET_NO_SRC_ADDR
+inline constexpr std::uint64_t no_source_address = 9;    ///< BPF_FIB_LKUP_RET_NO_SRC_ADDR
 } // namespace fib_result
 
 /// The kernel's 16-bit one's-complement fold of a 32-bit partial sum, negated (csum_fold), for tests and programs.

@@ -44,9 +44,9 @@ using function_caller = bool (*)(void* engine, std::uint64_t function, const std
 /// What a helper sees besides its five arguments. A helper may end the program at once (as the conformance suite's
 /// "unwind" helper and the kernel's bpf_throw do) by setting `stop`; r0 is then `stop_value`.
 struct call_context {
-    void* user{};               ///< the embedder's state (frame, maps, engine), passed through untouched
-    bool stop{};                ///< set by a helper: end the program after this call
-    std::uint64_t stop_value{}; ///< r0 when stopping
+    void* user{};                        ///< the embedder's state (frame, maps, engine), passed through untouched
+    bool stop{};                         ///< set by a helper: end the program after this call
+    std::uint64_t stop_value{};          ///< r0 when stopping
     const runnable_program* tail_call{}; ///< set by a helper: continue in this program after this call
     std::uint32_t tail_calls{};          ///< tail calls made so far in this run (maintained by the engine)
     std::uint32_t callback_depth{};      ///< callbacks in progress (maintained by the engine); 0 in the program
@@ -110,8 +110,8 @@ struct memory_region {
 };
 
 struct interpreter_options {
-    bool checked{};                     ///< bounds-check every access against the registered regions
-    std::uint64_t instruction_limit{};  ///< stop after this many executed instructions (0: no limit)
+    bool checked{};                    ///< bounds-check every access against the registered regions
+    std::uint64_t instruction_limit{}; ///< stop after this many executed instructions (0: no limit)
 };
 
 class interpreter {

@@ -23,8 +23,8 @@ static_assert(sizeof(bpf_fib_lookup) == 64, "struct bpf_fib_lookup is 64 bytes")
 // BPF_FIB_LOOKUP_MARK (Linux 6.10) is newer than the headers sluice may be built with.
 constexpr std::uint64_t lookup_mark = 1U << 5;
 
-std::uint64_t fib_lookup(std::uint64_t, std::uint64_t params_address, std::uint64_t params_length,
-                         std::uint64_t flags, std::uint64_t, call_context& context) {
+std::uint64_t fib_lookup(std::uint64_t, std::uint64_t params_address, std::uint64_t params_length, std::uint64_t flags,
+                         std::uint64_t, call_context& context) {
     constexpr std::uint64_t known_flags = BPF_FIB_LOOKUP_DIRECT | BPF_FIB_LOOKUP_OUTPUT | BPF_FIB_LOOKUP_SKIP_NEIGH |
                                           BPF_FIB_LOOKUP_TBID | BPF_FIB_LOOKUP_SRC | lookup_mark;
     if (static_cast<std::int32_t>(params_length) < static_cast<std::int32_t>(sizeof(bpf_fib_lookup))) {

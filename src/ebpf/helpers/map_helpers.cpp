@@ -10,8 +10,8 @@
 namespace sluice::ebpf::helpers {
 namespace {
 
-std::uint64_t map_lookup_elem(std::uint64_t map_address, std::uint64_t key, std::uint64_t, std::uint64_t,
-                              std::uint64_t, call_context& context) {
+std::uint64_t map_lookup_elem(std::uint64_t map_address, std::uint64_t key, std::uint64_t, std::uint64_t, std::uint64_t,
+                              call_context& context) {
     void* value = pointer<map>(map_address)->lookup(pointer<const void>(key), state_of(context).cpu);
     return reinterpret_cast<std::uintptr_t>(value);
 }
@@ -22,8 +22,8 @@ std::uint64_t map_update_elem(std::uint64_t map_address, std::uint64_t key, std:
                           ->update(pointer<const void>(key), pointer<const void>(value), flags, state_of(context).cpu));
 }
 
-std::uint64_t map_delete_elem(std::uint64_t map_address, std::uint64_t key, std::uint64_t, std::uint64_t,
-                              std::uint64_t, call_context& context) {
+std::uint64_t map_delete_elem(std::uint64_t map_address, std::uint64_t key, std::uint64_t, std::uint64_t, std::uint64_t,
+                              call_context& context) {
     return error_code(pointer<map>(map_address)->remove(pointer<const void>(key), state_of(context).cpu));
 }
 
@@ -32,21 +32,20 @@ std::uint64_t map_push_elem(std::uint64_t map_address, std::uint64_t value, std:
     return error_code(pointer<map>(map_address)->push(pointer<const void>(value), flags));
 }
 
-std::uint64_t map_pop_elem(std::uint64_t map_address, std::uint64_t value, std::uint64_t, std::uint64_t,
-                           std::uint64_t, call_context&) {
+std::uint64_t map_pop_elem(std::uint64_t map_address, std::uint64_t value, std::uint64_t, std::uint64_t, std::uint64_t,
+                           call_context&) {
     return error_code(pointer<map>(map_address)->pop(pointer<void>(value)));
 }
 
-std::uint64_t map_peek_elem(std::uint64_t map_address, std::uint64_t value, std::uint64_t, std::uint64_t,
-                            std::uint64_t, call_context&) {
+std::uint64_t map_peek_elem(std::uint64_t map_address, std::uint64_t value, std::uint64_t, std::uint64_t, std::uint64_t,
+                            call_context&) {
     return error_code(pointer<map>(map_address)->peek(pointer<void>(value)));
 }
 
 // kernel/bpf/helpers.c __bpf_spin_lock: struct bpf_spin_lock { __u32 val; } is a lock word in the map value, shared
 // by every worker. The kernel disables preemption and takes an arch spinlock; a worker thread is not preempted by
 // another program on the same worker, so a test-and-set spin is the same contract. Always returns 0.
-std::uint64_t spin_lock(std::uint64_t lock, std::uint64_t, std::uint64_t, std::uint64_t, std::uint64_t,
-                        call_context&) {
+std::uint64_t spin_lock(std::uint64_t lock, std::uint64_t, std::uint64_t, std::uint64_t, std::uint64_t, call_context&) {
     auto* word = pointer<std::uint32_t>(lock);
     while (__atomic_exchange_n(word, 1U, __ATOMIC_ACQUIRE) != 0) {
         while (__atomic_load_n(word, __ATOMIC_RELAXED) != 0) {

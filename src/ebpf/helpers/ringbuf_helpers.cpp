@@ -78,8 +78,8 @@ std::uint64_t ringbuf_discard(std::uint64_t sample, std::uint64_t flags, std::ui
     return 0;
 }
 
-std::uint64_t ringbuf_query(std::uint64_t map_address, std::uint64_t flags, std::uint64_t, std::uint64_t,
-                            std::uint64_t, call_context&) {
+std::uint64_t ringbuf_query(std::uint64_t map_address, std::uint64_t flags, std::uint64_t, std::uint64_t, std::uint64_t,
+                            call_context&) {
     const ringbuf_map* ring = ring_of(map_address);
     return ring == nullptr ? 0 : ring->query(flags);
 }

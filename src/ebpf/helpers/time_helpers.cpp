@@ -15,8 +15,7 @@ std::uint64_t clock_ns(clockid_t clock) {
     return static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000ULL + static_cast<std::uint64_t>(now.tv_nsec);
 }
 
-std::uint64_t ktime_get_ns(std::uint64_t, std::uint64_t, std::uint64_t, std::uint64_t, std::uint64_t,
-                           call_context&) {
+std::uint64_t ktime_get_ns(std::uint64_t, std::uint64_t, std::uint64_t, std::uint64_t, std::uint64_t, call_context&) {
     return clock_ns(CLOCK_MONOTONIC);
 }
 

@@ -22,9 +22,9 @@
 namespace sluice::ebpf::helpers {
 namespace {
 
-constexpr std::size_t max_arguments = 3;    // MAX_TRACE_PRINTK_VARARGS
-constexpr std::size_t output_size = 1024;   // BPF_TRACE_PRINTK_SIZE
-constexpr std::size_t max_string = 512;     // MAX_BPRINTF_BUF: the kernel's room for copied strings
+constexpr std::size_t max_arguments = 3;  // MAX_TRACE_PRINTK_VARARGS
+constexpr std::size_t output_size = 1024; // BPF_TRACE_PRINTK_SIZE
+constexpr std::size_t max_string = 512;   // MAX_BPRINTF_BUF: the kernel's room for copied strings
 
 bool printable(char c) {
     const auto u = static_cast<unsigned char>(c);
@@ -191,8 +191,8 @@ std::uint64_t trace_printk(std::uint64_t format_address, std::uint64_t format_si
         return error_code(-EINVAL);
     }
     output out;
-    if (!format_line({format, static_cast<std::size_t>(static_cast<const char*>(end) - format)},
-                     {first, second, third}, out)) {
+    if (!format_line({format, static_cast<std::size_t>(static_cast<const char*>(end) - format)}, {first, second, third},
+                     out)) {
         return error_code(-EINVAL);
     }
     execution_state& state = state_of(context);

@@ -108,7 +108,8 @@ std::uint64_t xdp_load_bytes(std::uint64_t ctx, std::uint64_t offset, std::uint6
     if (const long result = xdp_bytes(xdp, offset, length); result != 0) {
         return error_code(result);
     }
-    std::memcpy(pointer<void>(buffer), xdp.data + static_cast<std::uint32_t>(offset), static_cast<std::uint32_t>(length));
+    std::memcpy(pointer<void>(buffer), xdp.data + static_cast<std::uint32_t>(offset),
+                static_cast<std::uint32_t>(length));
     return 0;
 }
 
@@ -118,7 +119,8 @@ std::uint64_t xdp_store_bytes(std::uint64_t ctx, std::uint64_t offset, std::uint
     if (const long result = xdp_bytes(xdp, offset, length); result != 0) {
         return error_code(result);
     }
-    std::memcpy(xdp.data + static_cast<std::uint32_t>(offset), pointer<const void>(buffer), static_cast<std::uint32_t>(length));
+    std::memcpy(xdp.data + static_cast<std::uint32_t>(offset), pointer<const void>(buffer),
+                static_cast<std::uint32_t>(length));
     return 0;
 }
 

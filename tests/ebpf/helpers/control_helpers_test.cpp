@@ -160,8 +160,8 @@ TEST(bpf_loop, counts_stops_early_and_checks_arguments) {
             EXPECT_TRUE(result) << result.error().message;
             return result ? *result : 0;
         };
-        EXPECT_EQ(run(4, 99, 0), 4006u) << checked;   // 4 iterations, 0+1+2+3
-        EXPECT_EQ(run(10, 5, 0), 6015u) << checked;   // stopped by the callback at index 5: 6 iterations
+        EXPECT_EQ(run(4, 99, 0), 4006u) << checked; // 4 iterations, 0+1+2+3
+        EXPECT_EQ(run(10, 5, 0), 6015u) << checked; // stopped by the callback at index 5: 6 iterations
         EXPECT_EQ(run(0, 99, 0), 0u) << checked;
         EXPECT_EQ(run(3, 99, 1), negative(EINVAL) * 1000) << checked; // flags must be 0
     }
@@ -253,8 +253,8 @@ TEST(for_each_map_elem, array_and_hash) {
             ASSERT_EQ(values.update(&key, &value, 0, state.cpu), 0);
         }
         packet_buffer buffer(64);
-        auto result = run_xdp(with_callback(for_each_program(reinterpret_cast<std::uintptr_t>(&values), 99)), buffer,
-                              state);
+        auto result =
+            run_xdp(with_callback(for_each_program(reinterpret_cast<std::uintptr_t>(&values), 99)), buffer, state);
         ASSERT_TRUE(result) << result.error().message;
         EXPECT_EQ(*result, 4010u) << to_string(type); // 4 elements, sum 10
 

@@ -27,16 +27,16 @@ std::optional<kernel_result> kernel_run(const std::vector<instruction>& code, co
     std::string log(64 * 1024, '\0');
     LIBBPF_OPTS(bpf_prog_load_opts, load_options, .log_level = 1, .log_size = static_cast<__u32>(log.size()),
                 .log_buf = log.data());
-    const int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "sluice_test", "GPL", reinterpret_cast<const bpf_insn*>(code.data()),
-                                 code.size(), &load_options);
+    const int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "sluice_test", "GPL",
+                                 reinterpret_cast<const bpf_insn*>(code.data()), code.size(), &load_options);
     if (fd < 0) {
         why = fmt::format("bpf_prog_load: {} ({})", std::strerror(-fd), log.c_str());
         return std::nullopt;
     }
     kernel_result result;
     result.output.resize(4096);
-    LIBBPF_OPTS(bpf_test_run_opts, run_options, .data_in = packet.data(),
-                .data_out = result.output.data(), .data_size_in = static_cast<__u32>(packet.size()),
+    LIBBPF_OPTS(bpf_test_run_opts, run_options, .data_in = packet.data(), .data_out = result.output.data(),
+                .data_size_in = static_cast<__u32>(packet.size()),
                 .data_size_out = static_cast<__u32>(result.output.size()), .repeat = 1);
     const int error = bpf_prog_test_run_opts(fd, &run_options);
     close(fd);
@@ -62,15 +62,15 @@ std::string kernel_unavailable() {
     return reason;
 }
 
-#define REQUIRE_KERNEL()                                                                                              \
-    do {                                                                                                              \
-        if (const std::string reason = kernel_unavailable(); !reason.empty()) {                                      \
-            GTEST_SKIP() << reason;                                                                                   \
-        }                                                                                                             \
+#define REQUIRE_KERNEL()                                                                                               \
+    do {                                                                                                               \
+        if (const std::string reason = kernel_unavailable(); !reason.empty()) {                                        \
+            GTEST_SKIP() << reason;                                                                                    \
+        }                                                                                                              \
     } while (false)
 
-/// Runs `text` in both on a `length`-byte packet and compares.
-void compare(const std::string& text, std::size_t length) {
+/// Runs `text` in both on a `length`-byte packet and compares; `state` is sluice's worker state.
+void compare(const std::string& text, std::size_t length, execution_state state = execution_state{}) {
     SCOPED_TRACE(text);
     const auto code = assemble_or_fail(text);
     packet_buffer buffer(length);
@@ -78,7 +78,6 @@ void compare(const std::string& text, std::size_t length) {
     std::string why;
     const auto kernel = kernel_run(code, input, why);
     ASSERT_TRUE(kernel) << why;
-    execution_state state;
     const auto sluice = run_xdp(code, buffer, state);
     ASSERT_TRUE(sluice) << sluice.error().message;
     EXPECT_EQ(static_cast<std::uint32_t>(*sluice), kernel->retval);
@@ -157,6 +156,69 @@ TEST(kernel_comparison, csum_diff) {
                         64);
             }
         }
+    }
+}
+
+/// A program that puts `format` (with its NUL) on the stack and returns bpf_trace_printk(format, size, a, b, c).
+std::string trace_printk_program(const std::string& format, std::int32_t a, std::int32_t b, std::int32_t c) {
+    std::string bytes = format;
+    bytes.push_back('\0');
+    const std::size_t size = bytes.size();
+    bytes.resize((bytes.size() + 7) / 8 * 8, '\0');
+    std::string text;
+    const auto base = static_cast<int>(bytes.size());
+    for (std::size_t i = 0; i < bytes.size(); i += 8) {
+        std::uint64_t chunk = 0;
+        std::memcpy(&chunk, bytes.data() + i, 8);
+        text += fmt::format("lddw %r1, {:#x}\nstxdw [%r10-{}], %r1\n", chunk, base - static_cast<int>(i));
+    }
+    text +=
+        fmt::format("mov %r1, %r10\nadd %r1, -{}\nmov %r2, {}\nmov %r3, {}\nmov %r4, {}\nmov %r5, {}\ncall {}\nexit",
+                    base, size, a, b, c, static_cast<int>(BPF_FUNC_trace_printk));
+    return text;
+}
+
+TEST(kernel_comparison, check_mtu_on_the_test_run_device) {
+    REQUIRE_KERNEL();
+    // BPF_PROG_TEST_RUN's device is the namespace's loopback: ifindex 1, MTU 65536, hard header length 14 (Ethernet
+    // emulation). sluice is told the same.
+    execution_state state;
+    state.mtus = {{1, 65536}};
+    for (const std::int32_t mtu_length : {0, 1500, 65536, 65537}) {
+        for (const std::int32_t difference : {0, 65536 - 64 + 14, 65536 - 64 + 15, -100}) {
+            compare(fmt::format("mov %r6, {}\nstxw [%r10-4], %r6\nmov %r2, 0\nmov %r3, %r10\nadd %r3, -4\n"
+                                "mov %r4, {}\nmov %r5, 0\ncall {}\nldxw %r1, [%r10-4]\nmul %r0, 100000\n"
+                                "add %r0, %r1\nexit",
+                                mtu_length, difference, static_cast<int>(BPF_FUNC_check_mtu)),
+                    64, state);
+        }
+    }
+}
+
+TEST(kernel_comparison, trace_printk_formats_and_refusals) {
+    REQUIRE_KERNEL();
+    // The result is the formatted length or -EINVAL: both come from bpf_bprintf_prepare's rules and bstr_printf.
+    for (const char* format : {"%d %u %x\n",
+                               "%lld|%llx|%5d|",
+                               "100%% %08X %-3u|",
+                               "%c%c%c",
+                               "%i %li %lli",
+                               "% d|%+d|%-05d",
+                               "%llu %lu %X",
+                               "tab\tand space",
+                               "%0d %10x",
+                               "%hd",
+                               "%.2d",
+                               "%f",
+                               "%d %d %d %d",
+                               "%sfoo",
+                               "%pZ",
+                               "%lq",
+                               "abc%",
+                               "bad\x01",
+                               "%%%%%%",
+                               "%z"}) {
+        compare(trace_printk_program(format, -5, 65, 0x7fffffff), 64);
     }
 }
 

@@ -47,8 +47,8 @@ TEST(xdp_adjust_head, metadata_moves_with_data_and_counts_against_headroom) {
 
 TEST(xdp_adjust_meta, alignment_size_and_headroom) {
     packet_buffer buffer(64);
-    EXPECT_EQ(adjust(BPF_FUNC_xdp_adjust_meta, buffer, -2), negative(EACCES)); // not a multiple of 4
-    EXPECT_EQ(adjust(BPF_FUNC_xdp_adjust_meta, buffer, 4), negative(EINVAL));  // meta past data
+    EXPECT_EQ(adjust(BPF_FUNC_xdp_adjust_meta, buffer, -2), negative(EACCES));   // not a multiple of 4
+    EXPECT_EQ(adjust(BPF_FUNC_xdp_adjust_meta, buffer, 4), negative(EINVAL));    // meta past data
     EXPECT_EQ(adjust(BPF_FUNC_xdp_adjust_meta, buffer, -220), negative(EINVAL)); // into the xdp_frame reserve
     EXPECT_EQ(adjust(BPF_FUNC_xdp_adjust_meta, buffer, -216), 0u);
     EXPECT_EQ(adjust(BPF_FUNC_xdp_adjust_meta, buffer, 212), 0u);
@@ -63,7 +63,7 @@ TEST(xdp_adjust_meta, alignment_size_and_headroom) {
 TEST(xdp_adjust_tail, grows_to_the_reserve_and_shrinks_to_ethernet_header) {
     packet_buffer buffer(100);
     const std::int32_t room = 4096 - 320 - 256 - 100; // up to xdp_data_hard_end
-    buffer.context.data_end[0] = 0xaa;                 // grown bytes must come back zeroed
+    buffer.context.data_end[0] = 0xaa;                // grown bytes must come back zeroed
     EXPECT_EQ(adjust(BPF_FUNC_xdp_adjust_tail, buffer, room + 1), negative(EINVAL));
     EXPECT_EQ(adjust(BPF_FUNC_xdp_adjust_tail, buffer, room), 0u);
     EXPECT_EQ(buffer.packet().size(), 3520u);
@@ -98,7 +98,8 @@ TEST(csum_diff, matches_a_hand_computed_checksum) {
     // The IPv4 header of RFC 1071-style examples: 4500 0073 0000 4000 4011 0000 c0a8 0001 c0a8 00c7, checksum b861.
     const std::array<std::uint8_t, 20> header{0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11,
                                               0x00, 0x00, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7};
-    const auto sum = call_helper(BPF_FUNC_csum_diff, state, 0, 0, reinterpret_cast<std::uintptr_t>(header.data()), 20, 0);
+    const auto sum =
+        call_helper(BPF_FUNC_csum_diff, state, 0, 0, reinterpret_cast<std::uintptr_t>(header.data()), 20, 0);
     // The folded sum is in memory byte order: 0x61b8 as a little-endian u16 is the bytes b8 61.
     EXPECT_EQ(checksum_fold(static_cast<std::uint32_t>(sum)), 0x61b8);
 
