@@ -371,6 +371,10 @@ void run(const run_options& options) {
     if (input->failure()) {
         summary.input_error = input->failure()->message;
     }
+    if (state.trace_dropped != 0) {
+        fmt::print(stderr, "sluice run: {} bpf_trace_printk lines over the limit of {} a second were not shown\n",
+                   state.trace_dropped, state.trace_lines_per_second);
+    }
 
     if (options.json) {
         nlohmann::json report = format_json(summary);

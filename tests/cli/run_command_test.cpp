@@ -433,5 +433,61 @@ TEST_F(run_command_test, prog_array_slots_are_set_by_name) {
     EXPECT_EQ(map_of(report, ".bss")["entries"][0]["value"], "0100000000000000");
 }
 
+/// A packet for run_outcomes.o's `outcomes` program: the last byte of the destination MAC picks the outcome.
+bytes outcome_packet(std::uint8_t selector) {
+    bytes out = arp_packet();
+    out[5] = selector;
+    return out;
+}
+
+TEST_F(run_command_test, every_outcome_is_counted_and_written) {
+    const std::vector<bytes> input{outcome_packet(0), outcome_packet(1), outcome_packet(2), outcome_packet(3),
+                                   outcome_packet(4), outcome_packet(5), outcome_packet(0)};
+    const std::string in = write_pcap("in.pcap", input);
+    const std::string redirected = path("redirect.pcap");
+    const std::string aborted = path("aborted.pcap");
+    const result done = sluice({"run", SLUICE_RUN_FIXTURE, "--in", "pcap:" + in, "--out", "redirect=" + redirected,
+                                "--out", "aborted=" + aborted, "--json"});
+    ASSERT_EQ(done.status, 0) << done.err;
+    const auto report = nlohmann::json::parse(done.out, nullptr, false);
+    ASSERT_FALSE(report.is_discarded()) << done.out;
+    EXPECT_EQ(report["program"], "outcomes");
+    EXPECT_EQ(packets(report, "pass"), 2U);
+    EXPECT_EQ(packets(report, "redirect"), 1U);
+    EXPECT_EQ(packets(report, "aborted"), 4U) << "no redirect target, unknown code, fault, XDP_ABORTED";
+    EXPECT_EQ(report["exceptions"], 4U);
+    EXPECT_EQ(report["unknown_return_codes"], 1U);
+    EXPECT_EQ(report["faults"], 1U);
+    EXPECT_EQ(report["redirect_errors"], 1U);
+    EXPECT_EQ(report["packets"], 7U);
+
+    // The fault's log line names the packet, the instruction and the source line.
+    EXPECT_NE(done.err.find("program outcomes aborted on packet 5: instruction"), std::string::npos) << done.err;
+    EXPECT_NE(done.err.find("run_outcomes.c"), std::string::npos) << done.err;
+    EXPECT_NE(done.err.find("outside every region"), std::string::npos) << done.err;
+
+    const auto redirects = read_pcap(redirected);
+    ASSERT_EQ(redirects.size(), 1U);
+    EXPECT_EQ(redirects[0].data, input[1]);
+    const auto aborts = read_pcap(aborted);
+    ASSERT_EQ(aborts.size(), 4U);
+    EXPECT_EQ(aborts[0].data, input[2]);
+    EXPECT_EQ(aborts[3].data, input[5]);
+}
+
+TEST_F(run_command_test, trace_printk_goes_to_stderr_unless_turned_off) {
+    const std::string in = write_pcap("in.pcap", {arp_packet(), ipv4_packet({10, 0, 0, 1}, {10, 0, 0, 2}, 6)});
+    const result traced = sluice({"run", SLUICE_RUN_FIXTURE, "--prog", "printk_pass", "--in", "pcap:" + in});
+    ASSERT_EQ(traced.status, 0) << traced.err;
+    EXPECT_NE(traced.err.find("packet of 60 bytes"), std::string::npos) << traced.err;
+    EXPECT_NE(traced.err.find("packet of 64 bytes"), std::string::npos) << traced.err;
+    EXPECT_EQ(traced.out.find("packet of"), std::string::npos) << "trace output stays off stdout";
+
+    const result quiet =
+        sluice({"run", SLUICE_RUN_FIXTURE, "--prog", "printk_pass", "--in", "pcap:" + in, "--no-trace"});
+    ASSERT_EQ(quiet.status, 0) << quiet.err;
+    EXPECT_EQ(quiet.err.find("packet of"), std::string::npos) << quiet.err;
+}
+
 } // namespace
 } // namespace sluice::cli
