@@ -103,7 +103,12 @@ public:
     /// What the port said about packets it could not deliver.
     std::vector<std::string> error_messages() const {
         if (_reader) {
-            return _reader->messages();
+            std::vector<std::string> messages = _reader->messages();
+            if (_reader->errors() > messages.size()) {
+                messages.push_back(fmt::format("... and {} more records too large for a frame, counted as errors",
+                                               _reader->errors() - messages.size()));
+            }
+            return messages;
         }
         if (_generator->errors() != 0) {
             return {fmt::format("{} generated packets larger than a frame ({} bytes) were counted as errors",
@@ -121,6 +126,8 @@ private:
 };
 
 void drop_trace(std::string_view, unsigned, void*) {}
+
+constexpr std::uint64_t checked_default_limit = 1'000'000;
 
 /// The programs the object's own prog_array initial values (`.values = {[i] = &prog}`) hold: tail-call stages, not
 /// entry points. Taken before --prog-array changes the slots, so that a changed slot does not turn a stage into an entry.
@@ -315,7 +322,10 @@ void run(const run_options& options) {
     }
     xdp::executor_options executor_options;
     executor_options.checked = !options.unchecked;
-    executor_options.instruction_limit = options.instruction_limit;
+    // Without a verifier nothing proves that a program ends: in checked mode a packet's run stops (aborted, counted)
+    // after as many instructions as the kernel's verifier would ever process (BPF_COMPLEXITY_LIMIT_INSNS).
+    executor_options.instruction_limit =
+        options.instruction_limit != 0 ? options.instruction_limit : (options.unchecked ? 0 : checked_default_limit);
     auto executor = xdp::executor::create(*object, program, helpers, state, std::move(executor_options));
     if (!executor) {
         fail(executor.error().message);
@@ -453,7 +463,8 @@ void add_run_command(CLI::App& app) {
     command->add_option("--ifindex", options->ifindex,
                         "ingress_ifindex the program sees (default 1, the loopback, as BPF_PROG_TEST_RUN)");
     command->add_option("--instruction-limit", options->instruction_limit,
-                        "Abort a packet's run after this many instructions (default: no limit)");
+                        "Abort a packet's run after this many instructions (default: 1000000 in checked mode, none with "
+                        "--unchecked)");
     command->callback([options] { run(*options); });
 }
 

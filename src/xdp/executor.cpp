@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <optional>
@@ -159,7 +160,9 @@ void executor::implementation::report_fault(const frame& item, const sluice::err
     // After a tail call the index may be another program's, whose source line we cannot tell apart.
     if (failure.instruction && !tail_calls_possible) {
         if (const ebpf::line_info* source = program->line_at(*failure.instruction); source != nullptr) {
-            line += fmt::format(" ({}:{}: {})", source->file, source->line, source->source);
+            std::string_view text = source->source;
+            text.remove_prefix(std::min(text.find_first_not_of(" \t"), text.size()));
+            line += fmt::format(" ({}:{}: {})", source->file, source->line, text);
         }
     }
     if (faults_not_shown != 0) {
