@@ -269,7 +269,6 @@ private:
 };
 
 void run(const run_options& options) {
-    const auto started = std::chrono::steady_clock::now();
     auto spec = ebpf::object_spec::open_file(options.file);
     if (!spec) {
         fail(spec.error().message);
@@ -338,6 +337,7 @@ void run(const run_options& options) {
     std::array<std::size_t, xdp::action_count> counts{};
     std::uint64_t port_errors = 0;
     progress_meter progress(options.progress || ::isatty(STDERR_FILENO) != 0);
+    const auto started = std::chrono::steady_clock::now(); // the run itself, not the load
 
     while (input->state() == io::rx_state::more) {
         const std::size_t acquired = pool.acquire_batch(batch);
