@@ -1,5 +1,6 @@
 // `sluice run` end to end: the command as a subprocess, the compiled examples, crafted pcaps in a temporary
 // directory, and the per-action counts, output packets, JSON and maps it produces.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
@@ -283,6 +284,49 @@ TEST_F(run_command_test, global_config_set_changes_the_verdict) {
     EXPECT_EQ(map_of(with_set, ".data")["entries"][0]["value"], "eb03000000000000");
     EXPECT_EQ(map_of(with_set, ".bss")["entries"][0]["value"], "0200000000000000");
     EXPECT_EQ(map_of(with_set, ".rodata")["entries"][0]["value"], "500001");
+}
+
+/// The hex --dump-maps --json prints for proto_count's `struct counter { __u64 packets; __u64 bytes; }`.
+std::string counter_hex(std::uint64_t packet_count, std::uint64_t byte_count) {
+    std::string hex;
+    for (std::uint64_t field : {packet_count, byte_count}) {
+        for (int shift = 0; shift < 64; shift += 8) {
+            hex += fmt::format("{:02x}", (field >> shift) & 0xff);
+        }
+    }
+    return hex;
+}
+
+TEST_F(run_command_test, proto_count_counts_each_layer) {
+    bytes hop_by_hop = ipv6_packet();
+    hop_by_hop[20] = 0;  // next header: hop-by-hop options...
+    hop_by_hop[54] = 58; // ...then ICMPv6; extension length 0 means 8 bytes
+    // An Ethernet header that announces IPv4 but ends 6 bytes later. (Shorter than 14 bytes, a frame never reaches
+    // the program: ports count it as an error, as the kernel's BPF_PROG_TEST_RUN refuses it.)
+    bytes cut_short = ipv4_packet({10, 0, 0, 1}, {10, 0, 0, 2}, proto_tcp);
+    cut_short.resize(20);
+    const std::vector<bytes> input{ipv4_packet({10, 0, 0, 1}, {10, 0, 0, 2}, proto_tcp),
+                                   ipv4_packet({10, 0, 0, 1}, {10, 0, 0, 2}, proto_udp),
+                                   ipv4_packet({10, 0, 0, 1}, {10, 0, 0, 2}, proto_icmp),
+                                   ipv6_packet(),
+                                   hop_by_hop,
+                                   arp_packet(),
+                                   cut_short};
+    const std::string in = write_pcap("in.pcap", input);
+    const auto report = run_json({example("proto_count"), "--in", "pcap:" + in, "--dump-maps"});
+    EXPECT_EQ(packets(report, "pass"), 7U);
+    const auto& entries = map_of(report, "protocols")["entries"];
+    ASSERT_EQ(entries.size(), 11U);
+    // Index order of examples/proto_count.c: ethernet, vlan, ipv4, ipv6, tcp, udp, icmp, icmpv6, other l3, other l4,
+    // truncated. Sizes: IPv4 packets 64 bytes, IPv6 74, ARP 60, the cut IPv4 packet 20.
+    const std::array<std::string, 11> expected{
+        counter_hex(7, 3 * 64 + 2 * 74 + 60 + 20), counter_hex(0, 0),       counter_hex(3, 3 * 64),
+        counter_hex(2, 2 * 74),                    counter_hex(1, 64),      counter_hex(2, 64 + 74),
+        counter_hex(1, 64),                        counter_hex(1, 74),      counter_hex(1, 60),
+        counter_hex(0, 0),                         counter_hex(1, 20)};
+    for (std::size_t index = 0; index < expected.size(); ++index) {
+        EXPECT_EQ(entries[index]["values"][0], expected[index]) << "protocol index " << index;
+    }
 }
 
 TEST_F(run_command_test, tail_call_chain_drops_icmp_and_passes_the_rest) {
