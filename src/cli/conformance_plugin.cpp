@@ -23,8 +23,7 @@
 #include <gelf.h>
 #include <libelf.h>
 
-#include "sluice/ebpf/interpreter.hpp"
-#include "sluice/ebpf/program.hpp"
+#include "sluice/ebpf/conformance.hpp"
 
 namespace {
 
@@ -86,16 +85,6 @@ sluice::expected<std::vector<std::uint8_t>> text_section(std::string& object) {
     return *code;
 }
 
-/// Helper 5 of the suite: returns r1, and ends the program with r0 = 0 when r1 is 0.
-std::uint64_t unwind(std::uint64_t r1, std::uint64_t, std::uint64_t, std::uint64_t, std::uint64_t,
-                     call_context& context) {
-    if (r1 == 0) {
-        context.stop = true;
-        context.stop_value = 0;
-    }
-    return r1;
-}
-
 // The runner reads the error from stdout (stderr only when stdout is empty), so failures go to stdout.
 int fail(std::string_view message) {
     std::cout << message << '\n';
@@ -151,23 +140,8 @@ int main(int argc, char** argv) {
     std::vector<instruction> code(bytes.size() / sizeof(instruction));
     std::memcpy(code.data(), bytes.data(), bytes.size());
 
-    if (auto valid = validate(code); !valid) {
-        return fail(valid.error().message);
-    }
-    helper_table helpers;
-    helpers.set(5, "unwind", unwind);
-    auto machine = interpreter::create(code, helpers, {.checked = true, .instruction_limit = instruction_limit});
-    if (!machine) {
-        return fail(machine.error().message);
-    }
-    std::uintptr_t address = 0;
-    std::size_t length = 0;
-    if (memory && !memory->empty()) {
-        address = reinterpret_cast<std::uintptr_t>(memory->data());
-        length = memory->size();
-        machine->add_region({address, length, true, "memory"});
-    }
-    const auto result = machine->run({address, length, 0, 0, 0});
+    std::vector<std::uint8_t> no_memory;
+    const auto result = run_conformance_program(code, memory ? *memory : no_memory, instruction_limit);
     if (!result) {
         return fail(result.error().message);
     }

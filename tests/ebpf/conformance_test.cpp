@@ -15,8 +15,7 @@
 
 #include "conformance_data.hpp"
 #include "sluice/ebpf/assembler.hpp"
-#include "sluice/ebpf/interpreter.hpp"
-#include "sluice/ebpf/program.hpp"
+#include "sluice/ebpf/conformance.hpp"
 
 namespace {
 
@@ -38,16 +37,6 @@ std::vector<std::filesystem::path> conformance_files() {
     }
     std::sort(files.begin(), files.end());
     return files;
-}
-
-/// Helper 5 of the suite: returns r1, and ends the program with r0 = 0 when r1 is 0.
-std::uint64_t unwind(std::uint64_t r1, std::uint64_t, std::uint64_t, std::uint64_t, std::uint64_t,
-                     call_context& context) {
-    if (r1 == 0) {
-        context.stop = true;
-        context.stop_value = 0;
-    }
-    return r1;
 }
 
 std::string hex_words(const std::vector<instruction>& code) {
@@ -84,24 +73,8 @@ std::string run_file(const std::filesystem::path& path) {
         }
     }
 
-    sluice::expected<std::uint64_t> outcome = sluice::error{"not run"};
-    if (auto valid = validate(*code); !valid) {
-        outcome = valid.error();
-    } else {
-        helper_table helpers;
-        helpers.set(5, "unwind", unwind);
-        auto machine = interpreter::create(*code, helpers, {.checked = true, .instruction_limit = instruction_limit});
-        if (!machine) {
-            outcome = machine.error();
-        } else {
-            std::vector<std::uint8_t> memory = test->memory; // private and writable, as the runner's copy
-            const auto address = memory.empty() ? 0 : reinterpret_cast<std::uintptr_t>(memory.data());
-            if (!memory.empty()) {
-                machine->add_region({address, memory.size(), true, "memory"});
-            }
-            outcome = machine->run({address, memory.size(), 0, 0, 0});
-        }
-    }
+    std::vector<std::uint8_t> memory = test->memory; // private and writable, as the runner's copy
+    const auto outcome = run_conformance_program(*code, memory, instruction_limit);
 
     if (test->error) {
         if (outcome) {
