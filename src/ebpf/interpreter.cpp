@@ -350,6 +350,7 @@ expected<std::uint64_t> interpreter::run(std::array<std::uint64_t, 5> arguments,
 
 template <bool checked, bool limited>
 bool interpreter::call_function(void* engine, std::uint64_t function, const std::array<std::uint64_t, 5>& arguments,
+                                std::span<const memory_region> lent,
                                 std::uint64_t& result) {
     auto& state = *static_cast<run_state*>(engine);
     if (state.failure || state.context.stop) {
@@ -373,8 +374,14 @@ bool interpreter::call_function(void* engine, std::uint64_t function, const std:
     const std::uintptr_t saved_top = state.frame_top;
     const std::size_t saved_depth = state.depth;
     ++state.context.callback_depth;
+    std::vector<memory_region>& regions = state.self->_regions;
+    const std::size_t regions_before = regions.size();
+    if constexpr (checked) {
+        regions.insert(regions.end(), lent.begin(), lent.end()); // grows once, then reuses its capacity
+    }
     auto returned = state.self->execute<checked, limited>(state, offset / sizeof(instruction), arguments,
                                                           saved_top - stack_size, saved_depth + 1);
+    regions.resize(regions_before);
     --state.context.callback_depth;
     state.frame_top = saved_top;
     state.depth = saved_depth;

@@ -6,8 +6,8 @@
 // bpf_map_lookup_percpu_elem and bpf_ringbuf_reserve are wrapped so that a non-null result is registered, with the
 // map's value size (the reservation's size), until the next packet.
 //
-// Limits: values a helper passes to a callback (bpf_for_each_map_elem over a hash map) are not registered, so such
-// a program faults in checked mode; run it with --unchecked.
+// The key and value bpf_for_each_map_elem hands its callback are lent by the interpreter for that call only
+// (call_context::call's `lent` regions), so they need no registration here.
 //
 // The wrappers are plain function pointers (the helper ABI), so they find the active checked_memory through a
 // thread-local pointer that scope sets for the duration of a batch: one worker, one thread, no lock.

@@ -36,10 +36,20 @@ namespace sluice::ebpf {
 
 struct runnable_program;
 
+/// A memory range a program may touch in checked mode.
+struct memory_region {
+    std::uintptr_t begin{};
+    std::size_t size{};
+    bool writable{};
+    std::string_view name; ///< "packet", "context", "map value", ... for messages
+};
+
 /// Runs the function whose handle is `function` (see the header comment) with r1..r5 = `arguments`; false when it
 /// could not run or failed (the program then ends with that error once the helper returns: stop using the result).
+/// `lent` are regions the function may access for the duration of the call in checked mode (the key and value
+/// bpf_for_each_map_elem hands its callback).
 using function_caller = bool (*)(void* engine, std::uint64_t function, const std::array<std::uint64_t, 5>& arguments,
-                                 std::uint64_t& result);
+                                 std::span<const memory_region> lent, std::uint64_t& result);
 
 /// What a helper sees besides its five arguments. A helper may end the program at once (as the conformance suite's
 /// "unwind" helper and the kernel's bpf_throw do) by setting `stop`; r0 is then `stop_value`.
@@ -54,8 +64,9 @@ struct call_context {
     void* engine{};                      ///< the engine's own state, for `caller`
 
     /// Calls a function of the running program (bpf_loop's callback); false when it could not or failed.
-    bool call(std::uint64_t function, const std::array<std::uint64_t, 5>& arguments, std::uint64_t& result) {
-        return caller != nullptr && caller(engine, function, arguments, result);
+    bool call(std::uint64_t function, const std::array<std::uint64_t, 5>& arguments, std::uint64_t& result,
+              std::span<const memory_region> lent = {}) {
+        return caller != nullptr && caller(engine, function, arguments, lent, result);
     }
 };
 
@@ -101,14 +112,6 @@ private:
         : code(program), helpers(&table) {}
 };
 
-/// A memory range a program may touch in checked mode.
-struct memory_region {
-    std::uintptr_t begin{};
-    std::size_t size{};
-    bool writable{};
-    std::string_view name; ///< "packet", "context", "map value", ... for messages
-};
-
 struct interpreter_options {
     bool checked{};                    ///< bounds-check every access against the registered regions
     std::uint64_t instruction_limit{}; ///< stop after this many executed instructions (0: no limit)
@@ -144,6 +147,7 @@ private:
     /// call_context::caller: runs a callback of the running program in a new frame.
     template <bool checked, bool limited>
     static bool call_function(void* engine, std::uint64_t function, const std::array<std::uint64_t, 5>& arguments,
+                              std::span<const memory_region> lent,
                               std::uint64_t& result);
 
     /// Checked mode: whether [address, address + bytes) lies in the live stack or one registered region.

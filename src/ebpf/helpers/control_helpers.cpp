@@ -73,10 +73,12 @@ std::uint64_t for_each_map_elem(std::uint64_t map_address, std::uint64_t callbac
     const auto visit = [&](const void* key, void* value, std::uint64_t& visited) {
         ++visited;
         std::uint64_t result = 0;
-        if (!context.call(callback,
-                          {map_address, reinterpret_cast<std::uintptr_t>(key), reinterpret_cast<std::uintptr_t>(value),
-                           callback_context, 0},
-                          result)) {
+        const auto key_address = reinterpret_cast<std::uintptr_t>(key);
+        const auto value_address = reinterpret_cast<std::uintptr_t>(value);
+        // The callback may read the key and read and write the value (kernel: PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE).
+        const std::array<memory_region, 2> lent{memory_region{key_address, target.key_size(), false, "map key"},
+                                                memory_region{value_address, target.value_size(), true, "map value"}};
+        if (!context.call(callback, {map_address, key_address, value_address, callback_context, 0}, result, lent)) {
             return false;
         }
         return result == 0;

@@ -242,6 +242,25 @@ std::string for_each_program(std::uintptr_t map_address, int stop_value) {
                        map_address, function_placeholder, static_cast<int>(BPF_FUNC_for_each_map_elem), stop_value);
 }
 
+TEST(for_each_map_elem, checked_mode_lends_the_callback_its_key_and_value) {
+    // In checked mode the callback may touch only what it is lent: the element's key and value, nothing beyond.
+    for (const map_type type : {map_type::hash, map_type::lru_hash, map_type::array}) {
+        auto created = create_map({type, 4, 8, 4, 0, "values"}, 1);
+        ASSERT_TRUE(created);
+        map& values = **created;
+        execution_state state(0);
+        for (std::uint32_t key = 0; key < 4; ++key) {
+            const std::uint64_t value = key + 1;
+            ASSERT_EQ(values.update(&key, &value, 0, state.cpu), 0);
+        }
+        packet_buffer buffer(64);
+        const auto code = with_callback(for_each_program(reinterpret_cast<std::uintptr_t>(&values), 99));
+        auto result = run_xdp(code, buffer, state, {.checked = true});
+        ASSERT_TRUE(result) << to_string(type) << ": " << result.error().message;
+        EXPECT_EQ(*result, 4010u) << to_string(type);
+    }
+}
+
 TEST(for_each_map_elem, array_and_hash) {
     for (const map_type type : {map_type::array, map_type::hash, map_type::percpu_array}) {
         auto created = create_map({type, 4, 8, 4, 0, "values"}, 2);

@@ -70,8 +70,8 @@ inline void make_function_address(std::vector<instruction>& code, std::size_t at
 
 /// Runs `code` in the interpreter with the XDP helper table, ctx = the buffer's context.
 inline expected<std::uint64_t> run_xdp(const std::vector<instruction>& code, packet_buffer& buffer,
-                                       execution_state& state) {
-    auto machine = interpreter::create(code, xdp_helper_table());
+                                       execution_state& state, interpreter_options options = {}) {
+    auto machine = interpreter::create(code, xdp_helper_table(), options);
     if (!machine) {
         return machine.error();
     }
