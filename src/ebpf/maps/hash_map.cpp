@@ -102,21 +102,7 @@ public:
         return update_on(key, value, flags, cpu, false);
     }
 
-    long remove(const void* key, unsigned) override {
-        const std::uint32_t hash = hash_of(key);
-        bucket& b = bucket_of(hash);
-        element* removed = nullptr;
-        {
-            std::lock_guard guard(b.lock);
-            removed = find_locked(b, hash, key);
-            if (removed == nullptr) {
-                return -ENOENT;
-            }
-            unlink(b, removed);
-        }
-        release(removed);
-        return 0;
-    }
+    long remove(const void* key, unsigned) override { return detach(key, nullptr); }
 
 protected:
     long sys_lookup(const void* key, void* value) override {
@@ -158,7 +144,12 @@ protected:
         return -ENOENT;
     }
 
-    long sys_lookup_and_delete(const void* key, void* value) override {
+    long sys_lookup_and_delete(const void* key, void* value) override { return detach(key, value); }
+
+private:
+    /// Unlinks the element of `key` under its bucket's lock, copying its value out first when `value` is given,
+    /// and returns it to the free list: 0, or -ENOENT.
+    long detach(const void* key, void* value) {
         const std::uint32_t hash = hash_of(key);
         bucket& b = bucket_of(hash);
         element* removed = nullptr;
@@ -168,14 +159,15 @@ protected:
             if (removed == nullptr) {
                 return -ENOENT;
             }
-            copy_out(removed, value);
+            if (value != nullptr) {
+                copy_out(removed, value);
+            }
             unlink(b, removed);
         }
         release(removed);
         return 0;
     }
 
-private:
     std::byte* raw_element(std::size_t index) {
         return reinterpret_cast<std::byte*>(_pool.data()) + index * _element_size;
     }

@@ -12,9 +12,7 @@ namespace {
 using testing::kernel_map;
 
 std::unique_ptr<map> make(const map_definition& definition, unsigned cpus = 2) {
-    auto created = create_map(definition, cpus);
-    EXPECT_TRUE(created.has_value()) << created.error().message;
-    return std::move(created.value());
+    return testing::make_map(definition, cpus);
 }
 
 TEST(HashMap, FlagsAndErrors) {

@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -21,6 +22,13 @@
 #include "sluice/ebpf/maps.hpp"
 
 namespace sluice::ebpf::testing {
+
+/// A sluice map for a test; a refused definition fails the test with the map module's message.
+inline std::unique_ptr<map> make_map(const map_definition& definition, unsigned cpus = 2) {
+    auto created = create_map(definition, cpus);
+    EXPECT_TRUE(created.has_value()) << created.error().message;
+    return created ? std::move(created.value()) : nullptr;
+}
 
 /// Why kernel maps are unavailable, or empty if they are.
 inline std::string kernel_maps_unavailable() {

@@ -36,9 +36,7 @@ ipv6_key v6(const char* address, std::uint32_t prefixlen) {
 }
 
 std::unique_ptr<map> make(const map_definition& definition) {
-    auto created = create_map(definition, 1);
-    EXPECT_TRUE(created.has_value()) << created.error().message;
-    return std::move(created.value());
+    return testing::make_map(definition, 1);
 }
 
 template <typename Key> std::uint64_t match(map& trie, const Key& address) {

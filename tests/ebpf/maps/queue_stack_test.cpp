@@ -12,9 +12,7 @@ namespace {
 using testing::kernel_map;
 
 std::unique_ptr<map> make(map_type type, std::uint32_t entries) {
-    auto created = create_map({type, 0, 4, entries, 0, "q"}, 1);
-    EXPECT_TRUE(created.has_value()) << created.error().message;
-    return std::move(created.value());
+    return testing::make_map({type, 0, 4, entries, 0, "q"}, 1);
 }
 
 TEST(QueueMap, FifoOrderAndOverwrite) {
