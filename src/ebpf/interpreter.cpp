@@ -333,6 +333,7 @@ expected<std::uint64_t> interpreter::run(std::array<std::uint64_t, 5> arguments,
     const auto stack_base = reinterpret_cast<std::uintptr_t>(_stack.data());
     state.stack_top = (stack_base + _stack.size()) & ~std::uintptr_t{15};
     if (_options.checked) {
+        state.context.granter = &grant_region;
         if (_options.instruction_limit != 0) {
             state.context.caller = &call_function<true, true>;
             return execute<true, true>(state, 0, arguments, state.stack_top, 0);
@@ -348,10 +349,13 @@ expected<std::uint64_t> interpreter::run(std::array<std::uint64_t, 5> arguments,
     return execute<false, false>(state, 0, arguments, state.stack_top, 0);
 }
 
+void interpreter::grant_region(void* engine, const memory_region& region) {
+    static_cast<run_state*>(engine)->self->_regions.push_back(region);
+}
+
 template <bool checked, bool limited>
 bool interpreter::call_function(void* engine, std::uint64_t function, const std::array<std::uint64_t, 5>& arguments,
-                                std::span<const memory_region> lent,
-                                std::uint64_t& result) {
+                                std::span<const memory_region> lent, std::uint64_t& result) {
     auto& state = *static_cast<run_state*>(engine);
     if (state.failure || state.context.stop) {
         return false;

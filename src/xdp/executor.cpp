@@ -39,7 +39,7 @@ struct executor::implementation {
     const ebpf::loaded_program* program{};
     ebpf::execution_state* state{};
     executor_options options;
-    checked_memory memory;                   ///< checked mode: the helper table that registers map values
+    checked_memory memory;                   ///< checked mode: the packet's fixed regions
     std::optional<ebpf::interpreter> interpreter;
     ebpf::program_registry registry;         ///< tail-call targets: every program of the object
     executor_stats stats;
@@ -70,10 +70,12 @@ expected<executor> executor::create(const ebpf::loaded_object& object, const ebp
     if (!self->options.log) {
         self->options.log = [](std::string_view line) { fmt::print(stderr, "sluice: {}\n", line); };
     }
-    const ebpf::helper_table& table = self->options.checked ? self->memory.wrap(helpers, object) : helpers;
+    if (self->options.checked) {
+        self->memory.register_maps(object);
+    }
 
     auto interpreter = ebpf::interpreter::create(
-        program.code, table, ebpf::interpreter_options{self->options.checked, self->options.instruction_limit});
+        program.code, helpers, ebpf::interpreter_options{self->options.checked, self->options.instruction_limit});
     if (!interpreter) {
         sluice::error failure = interpreter.error();
         failure.message = fmt::format("program {}: {}", program.name, failure.message);
@@ -83,7 +85,7 @@ expected<executor> executor::create(const ebpf::loaded_object& object, const ebp
     self->memory.attach(*self->interpreter);
 
     for (const auto& candidate : object.programs()) {
-        auto runnable = ebpf::runnable_program::prepare(candidate->code, table);
+        auto runnable = ebpf::runnable_program::prepare(candidate->code, helpers);
         if (!runnable) {
             // Only a program some prog_array could name matters; report it as the load would.
             sluice::error failure = runnable.error();
@@ -101,7 +103,6 @@ expected<executor> executor::create(const ebpf::loaded_object& object, const ebp
 
 void executor::run_batch(std::span<frame* const> frames, std::span<action> out) {
     implementation& self = *_self;
-    const checked_memory::scope active(self.memory, self.options.checked);
     // Larger spans run in pieces, so that redirect decisions always fit their table.
     while (!frames.empty()) {
         const std::size_t count = std::min(frames.size(), max_batch_size);

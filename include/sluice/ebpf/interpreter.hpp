@@ -51,6 +51,9 @@ struct memory_region {
 using function_caller = bool (*)(void* engine, std::uint64_t function, const std::array<std::uint64_t, 5>& arguments,
                                  std::span<const memory_region> lent, std::uint64_t& result);
 
+/// Checked mode: lets the program access `region` until the embedder clears the regions (next packet).
+using region_granter = void (*)(void* engine, const memory_region& region);
+
 /// What a helper sees besides its five arguments. A helper may end the program at once (as the conformance suite's
 /// "unwind" helper and the kernel's bpf_throw do) by setting `stop`; r0 is then `stop_value`.
 struct call_context {
@@ -61,7 +64,16 @@ struct call_context {
     std::uint32_t tail_calls{};          ///< tail calls made so far in this run (maintained by the engine)
     std::uint32_t callback_depth{};      ///< callbacks in progress (maintained by the engine); 0 in the program
     function_caller caller{};            ///< set by the engine
-    void* engine{};                      ///< the engine's own state, for `caller`
+    region_granter granter{};            ///< set by the engine in checked mode only
+    void* engine{};                      ///< the engine's own state, for `caller` and `granter`
+
+    /// A helper that hands the program memory (a map value, a ringbuf record) grants it here, so that checked mode
+    /// knows the program may touch it; a no-op when nothing checks.
+    void grant(const memory_region& region) {
+        if (granter != nullptr) {
+            granter(engine, region);
+        }
+    }
 
     /// Calls a function of the running program (bpf_loop's callback); false when it could not or failed.
     bool call(std::uint64_t function, const std::array<std::uint64_t, 5>& arguments, std::uint64_t& result,
@@ -144,11 +156,12 @@ private:
     expected<std::uint64_t> execute(run_state& state, std::size_t entry, const std::array<std::uint64_t, 5>& arguments,
                                     std::uintptr_t frame_top, std::size_t depth_base);
 
+    /// call_context::granter (checked mode): adds a region for the rest of the packet.
+    static void grant_region(void* engine, const memory_region& region);
     /// call_context::caller: runs a callback of the running program in a new frame.
     template <bool checked, bool limited>
     static bool call_function(void* engine, std::uint64_t function, const std::array<std::uint64_t, 5>& arguments,
-                              std::span<const memory_region> lent,
-                              std::uint64_t& result);
+                              std::span<const memory_region> lent, std::uint64_t& result);
 
     /// Checked mode: whether [address, address + bytes) lies in the live stack or one registered region.
     /// On failure `message` says why, naming the access.

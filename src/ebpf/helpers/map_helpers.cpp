@@ -12,7 +12,13 @@ namespace {
 
 std::uint64_t map_lookup_elem(std::uint64_t map_address, std::uint64_t key, std::uint64_t, std::uint64_t, std::uint64_t,
                               call_context& context) {
-    void* value = pointer<map>(map_address)->lookup(pointer<const void>(key), state_of(context).cpu);
+    map& target = *pointer<map>(map_address);
+    void* value = target.lookup(pointer<const void>(key), state_of(context).cpu);
+    if (value != nullptr) {
+        // PTR_TO_MAP_VALUE: writable unless the map is read-only for programs (.rodata).
+        const bool writable = (target.definition().map_flags & map_flag::rdonly_prog) == 0;
+        context.grant({reinterpret_cast<std::uintptr_t>(value), target.value_size(), writable, "map value"});
+    }
     return reinterpret_cast<std::uintptr_t>(value);
 }
 

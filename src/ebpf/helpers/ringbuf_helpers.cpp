@@ -46,6 +46,8 @@ std::uint64_t ringbuf_reserve(std::uint64_t map_address, std::uint64_t size, std
     void* sample = ring->reserve(size, flags);
     if (sample != nullptr) {
         *slot = {sample, ring};
+        context.grant({reinterpret_cast<std::uintptr_t>(sample), static_cast<std::size_t>(size), true,
+                       "ringbuf record"});
     }
     return reinterpret_cast<std::uintptr_t>(sample);
 }
