@@ -93,24 +93,11 @@ protected:
     long sys_delete(const void*) override { return -EINVAL; }
 
     long sys_get_next_key(const void* key, void* next_key) override {
-        const std::uint32_t index = key != nullptr ? index_of(key) : UINT32_MAX;
-        std::uint32_t next = 0;
-        if (index < max_entries()) {
-            if (index == max_entries() - 1) {
-                return -ENOENT;
-            }
-            next = index + 1;
-        }
-        std::memcpy(next_key, &next, sizeof next);
-        return 0;
+        return array_get_next_key(key, next_key, max_entries());
     }
 
 private:
-    static std::uint32_t index_of(const void* key) {
-        std::uint32_t index;
-        std::memcpy(&index, key, sizeof index);
-        return index;
-    }
+    static std::uint32_t index_of(const void* key) { return array_index(key); }
 
     std::byte* slot(std::uint32_t index, unsigned cpu) {
         return values_base() + cpu * _cpu_stride + index * _stride;

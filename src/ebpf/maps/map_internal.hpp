@@ -55,6 +55,28 @@ inline void read_value(void* destination, const void* source, std::size_t size) 
     std::memcpy(to, from, size);
 }
 
+/// The index an array-like map's 4-byte key holds (host order).
+inline std::uint32_t array_index(const void* key) {
+    std::uint32_t index;
+    std::memcpy(&index, key, sizeof index);
+    return index;
+}
+
+/// array_map_get_next_key, shared by arrays and prog arrays as in the kernel: a missing or out-of-range key gives
+/// index 0, the last index gives -ENOENT.
+inline long array_get_next_key(const void* key, void* next_key, std::uint32_t max_entries) {
+    const std::uint32_t index = key != nullptr ? array_index(key) : UINT32_MAX;
+    std::uint32_t next = 0;
+    if (index < max_entries) {
+        if (index == max_entries - 1) {
+            return -ENOENT;
+        }
+        next = index + 1;
+    }
+    std::memcpy(next_key, &next, sizeof next);
+    return 0;
+}
+
 /// The kernel's raw spinlocks on the update side: held for a few dozen instructions, never across a wait.
 class spinlock {
 public:

@@ -80,24 +80,11 @@ protected:
     long sys_delete(const void* key) override { return clear(index_of(key)); }
 
     long sys_get_next_key(const void* key, void* next_key) override {
-        const std::uint32_t index = key != nullptr ? index_of(key) : UINT32_MAX;
-        std::uint32_t next = 0;
-        if (index < max_entries()) {
-            if (index == max_entries() - 1) {
-                return -ENOENT;
-            }
-            next = index + 1;
-        }
-        std::memcpy(next_key, &next, 4);
-        return 0;
+        return array_get_next_key(key, next_key, max_entries());
     }
 
 private:
-    static std::uint32_t index_of(const void* key) {
-        std::uint32_t index;
-        std::memcpy(&index, key, 4);
-        return index;
-    }
+    static std::uint32_t index_of(const void* key) { return array_index(key); }
 
     // fd_array_map_delete_elem
     long clear(std::uint32_t index) {
