@@ -67,6 +67,9 @@ expected<executor> executor::create(const ebpf::loaded_object& object, const ebp
     self->program = &program;
     self->state = &state;
     self->options = std::move(options);
+    if (self->options.engine == execution_engine::jit) {
+        return error{fmt::format("program {}: this build of sluice has no JIT yet", program.name)};
+    }
     if (!self->options.log) {
         self->options.log = [](std::string_view line) { fmt::print(stderr, "sluice: {}\n", line); };
     }
@@ -194,8 +197,8 @@ const ebpf::loaded_program& executor::program() const {
     return *_self->program;
 }
 
-expected<void> executor::check_accounting() const {
-    const executor_stats& stats = _self->stats;
+expected<void> batch_program::check_accounting() const {
+    const executor_stats& stats = this->stats();
     const counter sum = stats.accounted();
     if (sum == stats.received) {
         return {};

@@ -44,46 +44,26 @@
 #include "sluice/ebpf/loader.hpp"
 #include "sluice/expected.hpp"
 #include "sluice/xdp/action.hpp"
+#include "sluice/xdp/batch_program.hpp"
 #include "sluice/xdp/frame.hpp"
 
 namespace sluice::xdp {
 
-/// The largest batch run_batch() takes at once (DESIGN.md, "Batches").
-inline constexpr std::size_t max_batch_size = 64;
-
-struct counter {
-    std::uint64_t packets{};
-    std::uint64_t bytes{};
-
-    void add(std::uint64_t packet_bytes) {
-        ++packets;
-        bytes += packet_bytes;
-    }
-    constexpr bool operator==(const counter&) const = default;
-};
-
-struct executor_stats {
-    counter received;                          ///< frames given to run_batch() plus port errors
-    std::array<counter, action_count> actions; ///< final outcome of each frame that ran, indexed by xdp::index()
-    counter errors;                            ///< frames that never reached the program (count_port_errors())
-    std::uint64_t exceptions{};           ///< xdp_exception: XDP_ABORTED returned, unknown codes, faults, bad redirects
-    std::uint64_t unknown_return_codes{}; ///< r0 not an action (aborted)
-    std::uint64_t faults{};               ///< the interpreter stopped the program (aborted)
-    std::uint64_t redirect_errors{};      ///< XDP_REDIRECT without a redirect set (aborted)
-
-    const counter& of(action value) const { return actions[index(value)]; }
-    /// Sum over every outcome: equals `received` when every frame is accounted for.
-    counter accounted() const;
+/// What runs the program's instructions. The interpreter is the reference; the JIT must agree with it.
+enum class execution_engine : std::uint8_t {
+    interpreter, ///< the reference interpreter (checked or not, per executor_options::checked)
+    jit,         ///< x86-64 native code (ebpf/jit.hpp); needs a verified program, so `checked` must be false
 };
 
 struct executor_options {
     bool checked{true};                ///< bounds-check every access (until a verifier has proven the program)
+    execution_engine engine{execution_engine::interpreter};
     std::uint64_t instruction_limit{}; ///< per run, 0: none
     /// Where the rate-limited fault lines go; default: stderr, prefixed "sluice: ".
     std::function<void(std::string_view line)> log;
 };
 
-class executor {
+class executor final : public batch_program {
 public:
     /// Prepares `program` (and every program of `object`, as tail-call targets) for `helpers`. Fails, naming the
     /// program and the instruction, when a program calls a helper the table lacks.
@@ -93,21 +73,12 @@ public:
 
     executor(executor&&) noexcept;
     executor& operator=(executor&&) noexcept;
-    ~executor();
+    ~executor() override;
 
-    /// Runs the program over each frame; out[i] is frames[i]'s outcome.
-    void run_batch(std::span<frame* const> frames, std::span<action> out);
-
-    /// Where each XDP_REDIRECT frame of the last batch (up to max_batch_size frames) goes, by position; other
-    /// positions are stale.
-    std::span<const ebpf::redirect_decision> redirect_decisions() const;
-
-    /// Counts frames a port received but could not hand over (too large for a frame, ...): they are outcomes too.
-    void count_port_errors(std::uint64_t packets, std::uint64_t bytes = 0);
-
-    const executor_stats& stats() const;
-    /// received == the sum of outcomes, packets and bytes; the error gives both sides.
-    expected<void> check_accounting() const;
+    void run_batch(std::span<frame* const> frames, std::span<action> out) override;
+    std::span<const ebpf::redirect_decision> redirect_decisions() const override;
+    void count_port_errors(std::uint64_t packets, std::uint64_t bytes = 0) override;
+    const executor_stats& stats() const override;
 
     const ebpf::loaded_program& program() const;
 
