@@ -2,8 +2,10 @@
 #include "sluice/xdp/frame.hpp"
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -146,6 +148,96 @@ TEST(frame_pool, recycled_frames_come_back_reset) {
     EXPECT_EQ(again, item);
     EXPECT_EQ(again->length(), 0U);
     EXPECT_EQ(again->context().data - again->context().data_hard_start, 256);
+}
+
+TEST(frame_pool, frames_over_external_memory_are_its_chunks_in_order) {
+    // As an AF_XDP UMEM: 2048-byte chunks, not rounded, frame i at base + i * 2048; a partial chunk is not a frame.
+    std::vector<std::uint8_t> umem(4 * 2048 + 100);
+    frame_pool pool(umem, 2048);
+    EXPECT_EQ(pool.size(), 4U);
+    EXPECT_EQ(pool.frame_size(), 2048U);
+    EXPECT_EQ(pool.memory(), umem.data());
+    for (std::size_t i = 0; i < pool.size(); ++i) {
+        frame* item = pool.at(i);
+        EXPECT_EQ(item->hard_start(), umem.data() + i * 2048);
+        EXPECT_EQ(pool.index_of(item), i);
+        EXPECT_EQ(item->pool(), &pool);
+        EXPECT_EQ(item->capacity(), 2048U - 256 - 320);
+    }
+    frame* first = pool.acquire();
+    EXPECT_EQ(first, pool.at(0));
+    std::array<std::uint8_t, 1472> bytes{};
+    bytes.fill(0x5a);
+    ASSERT_TRUE(first->assign(bytes));
+    EXPECT_EQ(umem[256], 0x5a); // the packet lands in the caller's memory, after the headroom
+    first->pool()->release(first);
+    EXPECT_EQ(pool.available(), 4U);
+
+    std::vector<std::uint8_t> tiny(4096);
+    frame_pool too_small(tiny, 256); // smaller than headroom + reserve: no frames rather than broken ones
+    EXPECT_EQ(too_small.size(), 0U);
+    EXPECT_EQ(too_small.acquire(), nullptr);
+}
+
+TEST(frame_pool, a_thread_cache_takes_and_gives_back_in_bulk) {
+    frame_pool pool(300);
+    {
+        frame_pool::cache local(pool);
+        frame* item = pool.acquire(); // through the cache: it took a bulk of 64 from the shared stack
+        ASSERT_NE(item, nullptr);
+        EXPECT_EQ(local.size(), frame_pool::bulk - 1);
+        EXPECT_EQ(pool.available(), 299U);
+        std::vector<frame*> many(200);
+        EXPECT_EQ(pool.acquire_batch(many), 200U);
+        EXPECT_EQ(pool.outstanding(), 201U);
+        pool.release_batch(many);
+        pool.release(item);
+        EXPECT_LE(local.size(), 2 * frame_pool::bulk); // spilled past its capacity
+        EXPECT_EQ(pool.available(), 300U);
+        pool.release(item);
+        EXPECT_EQ(pool.bad_releases(), 1U); // double release still caught through the cache
+    }
+    EXPECT_EQ(pool.available(), 300U); // the cache gave its frames back when it ended
+    std::vector<frame*> all(300);
+    EXPECT_EQ(pool.acquire_batch(all), 300U);
+    pool.release_batch(all);
+}
+
+TEST(frame_pool, frames_acquired_on_one_thread_are_released_on_another) {
+    // cpumap's situation: worker 0 acquires, worker 1 releases; both with their own caches, frames are conserved.
+    constexpr std::size_t frames_per_round = 100;
+    constexpr int rounds = 200;
+    frame_pool pool(512);
+    std::vector<frame*> handoff(frames_per_round);
+    std::atomic<int> turn{0}; // even: producer's turn, odd: consumer's
+    std::atomic<std::size_t> null_acquires{0};
+    std::thread producer([&] {
+        frame_pool::cache local(pool);
+        for (int round = 0; round < rounds; ++round) {
+            while (turn.load(std::memory_order_acquire) != 2 * round) {
+                std::this_thread::yield();
+            }
+            if (pool.acquire_batch(handoff) != frames_per_round) {
+                null_acquires.fetch_add(1);
+            }
+            turn.store(2 * round + 1, std::memory_order_release);
+        }
+    });
+    std::thread consumer([&] {
+        frame_pool::cache local(pool);
+        for (int round = 0; round < rounds; ++round) {
+            while (turn.load(std::memory_order_acquire) != 2 * round + 1) {
+                std::this_thread::yield();
+            }
+            pool.release_batch(handoff);
+            turn.store(2 * round + 2, std::memory_order_release);
+        }
+    });
+    producer.join();
+    consumer.join();
+    EXPECT_EQ(null_acquires.load(), 0U);
+    EXPECT_EQ(pool.bad_releases(), 0U);
+    EXPECT_EQ(pool.available(), 512U);
 }
 
 } // namespace

@@ -7,8 +7,13 @@
 //   the kernel's skb_shared_info reserve: a program can never grow the packet into them.
 // - The frame's ebpf::xdp_context points into its own buffer and is what a program's `ctx` points to. Frames are
 //   neither copied nor moved (the context would dangle); they live in a frame_pool for their whole life.
-// - frame_pool preallocates every frame in one allocation and never allocates after construction: acquire and
-//   release are a push and a pop on a preallocated stack. The pool is owned by one worker (no locks).
+// - frame_pool preallocates every frame (or is given the memory: an AF_XDP UMEM) and never allocates after
+//   construction. It is shared by every worker: a frame may be released on another thread than the one that acquired
+//   it (cpumap moves frames between workers). Each worker thread keeps a frame_pool::cache, a local stack refilled
+//   from and spilled to the shared stack 64 frames at a time under the pool's lock, so the fast path takes the lock
+//   once per 64 frames at most. While a cache lives, the pool's own acquire/release calls on its thread go through it;
+//   on a thread without a cache they take the lock (one lock per call: fine for tests and single-threaded tools).
+// - Every frame knows its pool (frame::pool()), so whoever holds a frame can give it back where it came from.
 //
 // Frame size and tailroom, and why (kernel sources: net/core/filter.c bpf_xdp_adjust_tail, include/net/xdp.h
 // xdp_data_hard_end, net/bpf/test_run.c bpf_prog_test_run_xdp):
@@ -29,9 +34,12 @@
 //   a jumbo frame must do the same (is_larger_than_page()). Ports count packets larger than their frames as errors.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <vector>
 
@@ -111,23 +119,36 @@ public:
     packet_info& info() { return _info; }
     const packet_info& info() const { return _info; }
 
+    /// The pool this frame belongs to and must go back to.
+    frame_pool* pool() const { return _pool; }
+
 private:
     friend class frame_pool;
 
     frame() = default; // only pools make frames; attach() gives them their buffer
-    void attach(std::uint8_t* buffer, std::uint32_t frame_size);
+    void attach(frame_pool* pool, std::uint8_t* buffer, std::uint32_t frame_size);
 
     ebpf::xdp_context _context;
     packet_info _info;
+    frame_pool* _pool{};
     bool _in_pool{true}; ///< guards against double release
 };
 
-/// Preallocated frames, recycled (the kernel's page_pool idea). Not thread-safe: one pool per worker.
+/// Preallocated frames, recycled (the kernel's page_pool idea). Thread-safe; per-thread caches make it cheap.
 class frame_pool {
 public:
+    class cache;
+
+    /// Frames move between the shared stack and a cache this many at a time.
+    static constexpr std::size_t bulk = 64;
+
     /// `count` frames of `frame_size` bytes each (rounded up to a multiple of 64 for cache-line alignment; at least
     /// frame_overhead + 64). The buffer is page-aligned, so each standard frame is exactly one page.
     explicit frame_pool(std::size_t count, std::uint32_t frame_size = standard_frame_size);
+    /// Frames over memory the caller owns and keeps alive longer than the pool (an AF_XDP UMEM): frame i starts at
+    /// memory.data() + i * frame_size, exactly (no rounding, so frame addresses are the UMEM's chunk addresses);
+    /// count() = memory.size() / frame_size. A frame_size below frame_overhead + 64 makes an empty pool.
+    frame_pool(std::span<std::uint8_t> memory, std::uint32_t frame_size);
     frame_pool(const frame_pool&) = delete;
     frame_pool& operator=(const frame_pool&) = delete;
     ~frame_pool();
@@ -141,25 +162,79 @@ public:
     void release_batch(std::span<frame* const> items);
 
     std::size_t size() const { return _count; }
-    std::size_t available() const { return _free.size(); }
-    std::size_t outstanding() const { return _count - _free.size(); }
+    /// Free frames, in the shared stack and in every cache (exact when no thread is acquiring or releasing).
+    std::size_t available() const;
+    std::size_t outstanding() const { return _count - available(); }
     std::uint32_t frame_size() const { return _frame_size; }
     std::uint32_t frame_capacity() const { return _frame_size - frame_overhead; }
     /// Releases ignored because the frame was already free or not from this pool.
-    std::uint64_t bad_releases() const { return _bad_releases; }
+    std::uint64_t bad_releases() const { return _bad_releases.load(std::memory_order_relaxed); }
     bool owns(const frame* item) const;
+
+    /// The buffer the frames live in (frame i at memory() + i * frame_size()).
+    std::uint8_t* memory() const { return _base; }
+    /// Frame number `index` (< size()), free or not: for ports whose rings carry buffer addresses (AF_XDP).
+    frame* at(std::size_t index) const { return &_frames[index]; }
+    /// The number of a frame of this pool: (hard_start - memory()) / frame_size().
+    std::size_t index_of(const frame* item) const { return static_cast<std::size_t>(item - _frames.get()); }
 
 private:
     struct aligned_delete {
         void operator()(std::uint8_t* memory) const;
     };
 
+    void build_frames();
+    /// Checks a release and marks the frame free; false (counted) for a bad release.
+    bool accept_release(frame* item);
+    /// The calling thread's cache for this pool, or nullptr.
+    cache* thread_cache() const;
+    /// Moves up to out.size() frames from the shared stack, under the lock; they stay marked free.
+    std::size_t take_shared(std::span<frame*> out);
+    /// Puts frames (already marked free) back on the shared stack, under the lock.
+    void give_shared(std::span<frame* const> items);
+
     std::uint32_t _frame_size;
-    std::unique_ptr<std::uint8_t[], aligned_delete> _memory;
+    std::unique_ptr<std::uint8_t[], aligned_delete> _owned; ///< empty over external memory
+    std::uint8_t* _base{};
     std::size_t _count;
     std::unique_ptr<frame[]> _frames; ///< built once (frames must not move)
-    std::vector<frame*> _free;        ///< stack of free frames; capacity reserved for all of them
-    std::uint64_t _bad_releases{};
+
+    mutable std::mutex _lock;          ///< guards _free and _caches
+    std::vector<frame*> _free;         ///< shared stack of free frames; capacity reserved for all of them
+    std::vector<const cache*> _caches; ///< live caches, for available()
+    std::atomic<std::uint64_t> _bad_releases{};
+};
+
+/// One thread's stack of free frames of one pool. Construct it on the thread that uses it (a worker, at its start);
+/// while it lives, that thread's frame_pool::acquire/release calls for the pool use it. Destroying it gives every
+/// frame it holds back to the shared stack. Not copyable or movable (the thread's registration points at it).
+class frame_pool::cache {
+public:
+    explicit cache(frame_pool& pool);
+    cache(const cache&) = delete;
+    cache& operator=(const cache&) = delete;
+    ~cache();
+
+    frame* acquire();
+    std::size_t acquire_batch(std::span<frame*> out);
+    void release(frame* item);
+    void release_batch(std::span<frame* const> items);
+
+    frame_pool& pool() const { return _pool; }
+    /// Free frames held here.
+    std::size_t size() const { return _size.load(std::memory_order_relaxed); }
+
+private:
+    friend class frame_pool;
+
+    static constexpr std::size_t capacity = 2 * bulk; ///< spill down to `bulk` when full
+
+    void set_size(std::size_t value) { _size.store(value, std::memory_order_relaxed); }
+
+    frame_pool& _pool;
+    std::array<frame*, capacity> _frames{};
+    std::atomic<std::size_t> _size{}; ///< written only by the owning thread; read by available()
+    bool _registered{};
 };
 
 } // namespace sluice::xdp
