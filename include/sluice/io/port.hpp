@@ -91,6 +91,8 @@ struct port_options {
     std::uint32_t ring_size{2048};    ///< descriptors per ring (AF_XDP, AF_PACKET frames)
     bool force_copy{};                ///< AF_XDP: XDP_COPY even if the driver could do zero-copy
     bool force_generic{};             ///< AF_XDP: attach the redirect program in SKB (generic) mode
+    bool output{};                    ///< pcap: create FILE and write to it (a TX-only port) instead of reading it
+    bool nanosecond{};                ///< pcap output: nanosecond timestamps (default microsecond)
 };
 
 /// Opens a port from its spec string; frames come from `pool` (AF_XDP may use its own UMEM-backed pool).
