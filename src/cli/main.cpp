@@ -1,6 +1,7 @@
 // sluice: XDP as a userspace engine. One command with subcommands, in the conventions of bpftool and xdp-loader.
 #include <CLI/CLI.hpp>
 
+#include "bench_command.hpp"
 #include "disasm_command.hpp"
 #include "run_command.hpp"
 
@@ -9,6 +10,7 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     sluice::cli::add_disasm_command(app);
     sluice::cli::add_run_command(app);
+    sluice::cli::add_bench_command(app);
     CLI11_PARSE(app, argc, argv);
     return 0;
 }
