@@ -221,6 +221,14 @@ private:
     std::vector<std::string> _notes;
 };
 
+/// Rewrites the reads of `struct xdp_md` in raw code into reads of sluice's xdp_context, as object_spec::open() does
+/// for the programs of an object: for code written against the kernel's context that never came from an ELF object
+/// (generated programs, hand-assembled tests, the same instructions given to the kernel's BPF_PROG_LOAD). The code is
+/// one program, r1 = ctx at instruction 0; local calls are followed. Errors name the instruction the kernel would
+/// refuse too.
+expected<std::vector<instruction>> rewrite_context_accesses(std::span<const instruction> code,
+                                                            xdp_attach attach = xdp_attach::device);
+
 /// Lowers pseudo map loads for execution: pseudo_map_idx becomes the address of `maps[imm]`, pseudo_map_idx_value
 /// the address of byte `next.imm` of the single value of array `maps[imm]`. Other instructions are copied.
 expected<std::vector<instruction>> lower_map_references(std::span<const instruction> code, std::span<map* const> maps);

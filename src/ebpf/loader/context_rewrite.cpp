@@ -538,3 +538,20 @@ expected<void> rewrite_context(program_spec& program) {
 }
 
 } // namespace sluice::ebpf::loader_detail
+
+namespace sluice::ebpf {
+
+expected<std::vector<instruction>> rewrite_context_accesses(std::span<const instruction> code, xdp_attach attach) {
+    program_spec program;
+    program.name = "program";
+    program.section = attach == xdp_attach::devmap ? "xdp/devmap" : attach == xdp_attach::cpumap ? "xdp/cpumap" : "xdp";
+    program.kind.attach = attach;
+    program.code.assign(code.begin(), code.end());
+    program.functions.push_back(program_function{program.name, 0, program.code.size()});
+    if (auto done = loader_detail::rewrite_context(program); !done) {
+        return done.error();
+    }
+    return std::move(program.code);
+}
+
+} // namespace sluice::ebpf
