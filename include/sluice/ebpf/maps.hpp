@@ -39,8 +39,12 @@ enum class map_type : std::uint32_t {
     lru_hash = 9,
     lru_percpu_hash = 10,
     lpm_trie = 11,
+    devmap = 14,
+    cpumap = 16,
+    xskmap = 17,
     queue = 22,
     stack = 23,
+    devmap_hash = 25,
     ringbuf = 27,
 };
 
@@ -220,6 +224,60 @@ public:
     virtual long consume(const std::function<int(std::span<const std::byte> record)>& record) = 0;
     /// Incremented on each wakeup the kernel would send (submit at the consumer position, or forced).
     virtual std::uint64_t wakeups() const = 0;
+
+protected:
+    using map::map;
+};
+
+/// The redirect maps (devmap, devmap_hash, cpumap, xskmap): what bpf_redirect_map() sends frames to. The data path's
+/// lookup() returns a pointer to the entry below (the kernel's __*_map_lookup_elem), whose first bytes are what the
+/// program and the control plane see as the value; the rest is resolved at update time, as the kernel resolves fds.
+///
+/// Program ids (the value's bpf_prog.fd on update, bpf_prog.id on lookup): the kernel takes a program fd > 0 and
+/// gives back the program's id; sluice has no fds, so the field holds a program id that the resolver installed by
+/// the data path (xdp::engine) turns into a handle, and the same id is read back. A value <= 0 (as a signed int) means
+/// no program, as in the kernel. Without a resolver every program id is refused as the kernel refuses a bad fd.
+///
+/// Entries are updated in place, word by word (the kernel swaps RCU pointers): a data path reading an entry while the
+/// control plane rewrites it may see a mix of the old and new entry's words, never freed memory.
+struct devmap_entry {
+    std::uint32_t ifindex{};    ///< bpf_devmap_val.ifindex
+    std::uint32_t program_id{}; ///< bpf_devmap_val.bpf_prog.id (0: none)
+    const void* program{};      ///< the `xdp/devmap` program to run before the frame is queued (nullptr: none)
+};
+
+struct cpumap_entry {
+    std::uint32_t qsize{};      ///< bpf_cpumap_val.qsize: frames the target worker's queue may hold (0: no entry)
+    std::uint32_t program_id{}; ///< bpf_cpumap_val.bpf_prog.id (0: none)
+    const void* program{};      ///< the `xdp/cpumap` program to run on the target worker (nullptr: none)
+};
+
+/// What a program sees of an xskmap entry is struct bpf_xdp_sock { __u32 queue_id; }; the rest is sluice's.
+struct xsk_entry {
+    std::uint32_t queue_id{};  ///< bpf_xdp_sock.queue_id
+    std::uint32_t socket_id{}; ///< the socket's id (the value the control plane wrote)
+    void* socket{};            ///< the socket (xdp::xsk_socket), nullptr when the slot is empty
+};
+
+class redirect_map : public map {
+public:
+    /// Turns a program id into a handle: nullptr when there is no such program, or it is not attached where this map
+    /// needs it (devmap: `xdp/devmap`, cpumap: `xdp/cpumap`), which the kernel refuses too.
+    using program_resolver = std::function<const void*(std::uint32_t id)>;
+    /// devmap: whether an ifindex names an interface (the kernel's dev_get_by_index); empty: every ifindex does.
+    using interface_resolver = std::function<bool(std::uint32_t ifindex)>;
+    /// xskmap: the socket with this id and the queue it is bound to; nullptr when there is none (-EBADF).
+    using socket_resolver = std::function<void*(std::uint32_t id, std::uint32_t& queue_id)>;
+
+    struct resolvers {
+        program_resolver program;
+        interface_resolver interface;
+        socket_resolver socket;
+    };
+    virtual void set_resolvers(resolvers with) = 0;
+
+    /// Every present entry, in get_next_key order, for broadcast (BPF_F_BROADCAST). No lock, no allocation.
+    virtual void for_each_entry(void (*visit)(std::uint32_t key, void* entry, void* opaque), void* opaque) = 0;
 
 protected:
     using map::map;

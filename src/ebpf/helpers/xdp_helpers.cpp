@@ -208,13 +208,11 @@ std::uint64_t redirect(std::uint64_t ifindex, std::uint64_t flags, std::uint64_t
 std::uint64_t redirect_map(std::uint64_t map_address, std::uint64_t key, std::uint64_t flags, std::uint64_t,
                            std::uint64_t, call_context& context) {
     constexpr std::uint64_t action_mask = 3; // XDP_ABORTED | XDP_DROP | XDP_PASS | XDP_TX
-    constexpr std::uint32_t devmap = 14;     // BPF_MAP_TYPE_DEVMAP (not in map_type yet)
-    constexpr std::uint32_t devmap_hash = 25;
     auto& target = *pointer<map>(map_address);
     execution_state& state = state_of(context);
-    const auto kind = static_cast<std::uint32_t>(target.type());
+    const map_type kind = target.type();
     const std::uint64_t flag_mask =
-        kind == devmap || kind == devmap_hash ? redirect_broadcast | redirect_exclude_ingress : 0;
+        kind == map_type::devmap || kind == map_type::devmap_hash ? redirect_broadcast | redirect_exclude_ingress : 0;
     if ((flags & ~(action_mask | flag_mask)) != 0) {
         return xdp_aborted;
     }

@@ -21,6 +21,10 @@ std::string_view to_string(map_type type) {
     case map_type::lru_hash: return "lru_hash";
     case map_type::lru_percpu_hash: return "lru_percpu_hash";
     case map_type::lpm_trie: return "lpm_trie";
+    case map_type::devmap: return "devmap";
+    case map_type::devmap_hash: return "devmap_hash";
+    case map_type::cpumap: return "cpumap";
+    case map_type::xskmap: return "xskmap";
     case map_type::queue: return "queue";
     case map_type::stack: return "stack";
     case map_type::ringbuf: return "ringbuf";
@@ -211,6 +215,10 @@ std::optional<definition_problem> check_definition(const map_definition& definit
     case map_type::stack: found = maps::check_queue_stack(definition, cpus); break;
     case map_type::ringbuf: found = maps::check_ringbuf(definition, cpus); break;
     case map_type::prog_array: found = maps::check_prog_array(definition, cpus); break;
+    case map_type::devmap:
+    case map_type::devmap_hash: found = maps::check_devmap(definition, cpus); break;
+    case map_type::cpumap: found = maps::check_cpumap(definition, cpus); break;
+    case map_type::xskmap: found = maps::check_xskmap(definition, cpus); break;
     default:
         return maps::problem(EINVAL, "type", fmt::format("map type {} is unknown or not supported by sluice",
                                                          static_cast<std::uint32_t>(definition.type)));
@@ -266,6 +274,10 @@ expected<std::unique_ptr<map>> create_map(const map_definition& definition, unsi
         case map_type::stack: return maps::make_queue_stack(definition, cpus);
         case map_type::ringbuf: return maps::make_ringbuf(definition, cpus);
         case map_type::prog_array: return maps::make_prog_array(definition, cpus);
+        case map_type::devmap: return maps::make_devmap(definition, cpus);
+        case map_type::devmap_hash: return maps::make_devmap_hash(definition, cpus);
+        case map_type::cpumap: return maps::make_cpumap(definition, cpus);
+        case map_type::xskmap: return maps::make_xskmap(definition, cpus);
         }
     } catch (const std::bad_alloc&) {
         return describe(ENOMEM, "max_entries", "not enough memory for the map's elements");

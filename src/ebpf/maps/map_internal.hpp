@@ -111,6 +111,9 @@ std::optional<definition_problem> check_lpm_trie(const map_definition& definitio
 std::optional<definition_problem> check_queue_stack(const map_definition& definition, unsigned cpus);
 std::optional<definition_problem> check_ringbuf(const map_definition& definition, unsigned cpus);
 std::optional<definition_problem> check_prog_array(const map_definition& definition, unsigned cpus);
+std::optional<definition_problem> check_devmap(const map_definition& definition, unsigned cpus);
+std::optional<definition_problem> check_cpumap(const map_definition& definition, unsigned cpus);
+std::optional<definition_problem> check_xskmap(const map_definition& definition, unsigned cpus);
 
 // Factories; the definition has passed check_definition. They throw std::bad_alloc when memory runs out.
 std::unique_ptr<map> make_array(const map_definition& definition, unsigned cpus);
@@ -119,5 +122,12 @@ std::unique_ptr<map> make_lpm_trie(const map_definition& definition, unsigned cp
 std::unique_ptr<map> make_queue_stack(const map_definition& definition, unsigned cpus);
 std::unique_ptr<map> make_ringbuf(const map_definition& definition, unsigned cpus);
 std::unique_ptr<map> make_prog_array(const map_definition& definition, unsigned cpus);
+std::unique_ptr<map> make_devmap(const map_definition& definition, unsigned cpus);
+std::unique_ptr<map> make_devmap_hash(const map_definition& definition, unsigned cpus);
+std::unique_ptr<map> make_cpumap(const map_definition& definition, unsigned cpus);
+std::unique_ptr<map> make_xskmap(const map_definition& definition, unsigned cpus);
+
+/// A program id as the kernel reads the value's bpf_prog.fd: a signed int, > 0 names a program.
+inline bool names_program(std::uint32_t id) { return static_cast<std::int32_t>(id) > 0; }
 
 } // namespace sluice::ebpf::maps
