@@ -286,14 +286,24 @@ public:
     }
 
     void flush() override {
-        if (_tx_pending != 0 && (!_zero_copy || xsk_ring_prod__needs_wakeup(&_xsk.tx))) {
-            // Copy mode sends only from this call; zero-copy only when the driver asked to be woken.
-            if (::sendto(_fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0) >= 0 || errno == EAGAIN || errno == EBUSY ||
-                errno == ENOBUFS || errno == ENETDOWN) {
+        if (_tx_pending != 0) {
+            if (_zero_copy) {
+                // The driver sends on its own; it asks to be woken only when it went idle.
+                if (xsk_ring_prod__needs_wakeup(&_xsk.tx)) {
+                    kick();
+                }
                 _tx_pending = 0;
+            } else {
+                // Copy mode sends only from sendto(), at most 32 descriptors a call (the kernel's TX budget): kick
+                // until the kernel has taken every descriptor, or it stops making progress (queue full, link down).
+                for (int round = 0; round < 64 && unsent() != 0; ++round) {
+                    const std::uint32_t before = unsent();
+                    if (!kick() || unsent() == before) {
+                        break;
+                    }
+                }
+                _tx_pending = unsent();
             }
-        } else {
-            _tx_pending = 0;
         }
         reclaim_completions();
     }
@@ -309,6 +319,14 @@ private:
         std::size_t bytes;
         ~area_unmap() { ::munmap(area, bytes); }
     };
+
+    // Descriptors in the TX ring that the kernel has not consumed yet.
+    std::uint32_t unsent() { return _ring_size - xsk_prod_nb_free(&_xsk.tx, _ring_size); }
+
+    bool kick() {
+        return ::sendto(_fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0) >= 0 || errno == EAGAIN || errno == EBUSY ||
+               errno == ENOBUFS;
+    }
 
     xdp::frame* frame_at(std::uint64_t address) {
         const std::uint64_t index = address / umem_frame_size;
@@ -487,8 +505,10 @@ expected<std::unique_ptr<port>> detail::open_afxdp_port(std::string_view spec, s
         return port_error(spec, fmt::format("cannot open an AF_XDP socket on '{}' queue {}: {}", interface, queue,
                                             first_reason));
     }
+    port_options used = options;
+    used.ring_size = ring_size;
     return std::unique_ptr<port>(std::make_unique<afxdp_port>(spec, std::string(interface), queue, info.value(), bytes,
-                                                              area_bytes, handles, generic, pool, options));
+                                                              area_bytes, handles, generic, pool, used));
 }
 
 } // namespace sluice::io

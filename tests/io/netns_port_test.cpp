@@ -1,0 +1,381 @@
+// Real packets through the kernel-backed ports, between network namespaces the test creates and removes:
+// - AF_XDP and AF_PACKET: UDP datagrams sent from a peer namespace arrive in rx_batch; frames given to tx_batch
+//   arrive at the peer's UDP socket; frames received and sent back out (what XDP_TX does) reach the sender.
+// - TAP: a frame written to the TAP reaches a UDP socket of the host stack (in its namespace); a datagram the host
+//   sends out of the TAP arrives in rx_batch.
+// Without root the tests skip, saying why. The host's own interfaces are never touched: every interface lives in a
+// namespace named after this process, deleted when the test ends, pass or fail.
+#include <array>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "../support/netns.hpp"
+#include "sluice/io/port.hpp"
+
+namespace sluice::io {
+namespace {
+
+using namespace std::chrono_literals;
+using test::mac_address;
+using test::network_namespace;
+
+constexpr const char* sluice_ip = "10.77.0.1";
+constexpr const char* peer_ip = "10.77.0.2";
+constexpr std::uint16_t sluice_udp = 5000;
+constexpr std::uint16_t peer_udp = 6000;
+
+std::vector<std::uint8_t> payload(std::string_view marker, std::size_t index) {
+    std::string text = std::string(marker) + " " + std::to_string(index);
+    return {text.begin(), text.end()};
+}
+
+std::span<const std::uint8_t> bytes_of(std::string_view text) {
+    return {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()};
+}
+
+bool starts_with(std::span<const std::uint8_t> bytes, std::string_view prefix) {
+    return bytes.size() >= prefix.size() && std::memcmp(bytes.data(), prefix.data(), prefix.size()) == 0;
+}
+
+// Two namespaces joined by a veth pair: "sluice" (where ports are opened, 10.77.0.1) and "peer" (10.77.0.2, which
+// knows sluice's MAC statically: nothing answers ARP while a port holds the interface).
+class veth_ports : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (const std::string reason = test::skip_reason(); !reason.empty()) {
+            GTEST_SKIP() << reason;
+        }
+        std::string error;
+        _sluice = network_namespace::create("ports-s", &error);
+        ASSERT_TRUE(_sluice) << error;
+        _peer = network_namespace::create("ports-p", &error);
+        ASSERT_TRUE(_peer) << error;
+        _sluice_if = test::unique_interface("vs");
+        _peer_if = test::unique_interface("vp");
+        ASSERT_TRUE(test::add_veth(*_sluice, _sluice_if, std::string(sluice_ip) + "/24", *_peer, _peer_if,
+                                   std::string(peer_ip) + "/24", &error))
+            << error;
+        auto sluice_mac = _sluice->mac_of(_sluice_if);
+        auto peer_mac = _peer->mac_of(_peer_if);
+        ASSERT_TRUE(sluice_mac && peer_mac);
+        _sluice_mac = *sluice_mac;
+        _peer_mac = *peer_mac;
+        const auto neighbor = _peer->ip(std::string("neigh replace ") + sluice_ip + " lladdr " + mac_text(_sluice_mac) +
+                                        " dev " + _peer_if + " nud permanent");
+        ASSERT_TRUE(neighbor.ok()) << neighbor.output;
+        _socket = test::udp_socket::open(*_peer, peer_ip, peer_udp);
+        ASSERT_TRUE(_socket);
+    }
+
+    void TearDown() override {
+        _port.reset(); // before the namespaces go: the AF_XDP port detaches its program there
+        _socket.reset();
+        _peer.reset();
+        _sluice.reset();
+    }
+
+    static std::string mac_text(const mac_address& mac) {
+        char text[18];
+        std::snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4],
+                      mac[5]);
+        return text;
+    }
+
+    void open(const std::string& kind, port_options options = {}) {
+        const std::string spec = kind + ":" + _sluice_if;
+        auto opened = _sluice->run([&] { return std::optional(open_port(spec, _pool, options)); });
+        ASSERT_TRUE(opened && *opened) << (opened ? opened->error().message : "setns failed");
+        _port = std::move(opened->value());
+    }
+
+    // The peer sends `count` datagrams; returns how many arrived in rx_batch (other traffic is released and
+    // ignored). Every frame goes back to its pool.
+    std::size_t send_and_receive(std::string_view marker, std::size_t count) {
+        for (std::size_t i = 0; i < count; ++i) {
+            EXPECT_TRUE(_socket->send_to(sluice_ip, sluice_udp, payload(marker, i)));
+        }
+        std::size_t received = 0;
+        const auto deadline = std::chrono::steady_clock::now() + 5s;
+        std::array<xdp::frame*, 64> frames{};
+        while (received < count && std::chrono::steady_clock::now() < deadline) {
+            const std::size_t got = _port->rx_batch(frames);
+            for (std::size_t i = 0; i < got; ++i) {
+                std::uint16_t port = 0;
+                if (starts_with(test::udp_payload(frames[i]->packet(), &port), marker) && port == sluice_udp) {
+                    EXPECT_EQ(frames[i]->context().ingress_ifindex, _port->features().ifindex);
+                    EXPECT_GT(frames[i]->info().timestamp_ns, 0U);
+                    ++received;
+                }
+                frames[i]->pool()->release(frames[i]);
+            }
+        }
+        return received;
+    }
+
+    // tx_batch of `count` frames built in the caller's pool, addressed to the peer's socket.
+    void send_from_pool(std::string_view marker, std::size_t count) {
+        std::vector<xdp::frame*> frames;
+        for (std::size_t i = 0; i < count; ++i) {
+            xdp::frame* item = _pool.acquire();
+            ASSERT_NE(item, nullptr);
+            const auto bytes = test::udp_frame(_sluice_mac, _peer_mac, sluice_ip, peer_ip, sluice_udp, peer_udp,
+                                               payload(marker, i));
+            ASSERT_TRUE(item->assign(bytes));
+            frames.push_back(item);
+        }
+        std::size_t sent = 0;
+        const auto deadline = std::chrono::steady_clock::now() + 2s;
+        while (sent < frames.size() && std::chrono::steady_clock::now() < deadline) {
+            sent += _port->tx_batch(std::span<xdp::frame* const>(frames).subspan(sent));
+            _port->flush();
+        }
+        EXPECT_EQ(sent, count);
+        for (std::size_t i = sent; i < frames.size(); ++i) {
+            _pool.release(frames[i]);
+        }
+    }
+
+    // What XDP_TX does, by hand: every datagram from the peer is turned around (MACs, addresses, ports swapped) and
+    // sent back out of the port it came in on, in the frame it came in. Returns how many were sent back.
+    std::size_t reflect(std::string_view marker, std::size_t count) {
+        for (std::size_t i = 0; i < count; ++i) {
+            EXPECT_TRUE(_socket->send_to(sluice_ip, sluice_udp, payload(marker, i)));
+        }
+        std::size_t reflected = 0;
+        const auto deadline = std::chrono::steady_clock::now() + 5s;
+        std::array<xdp::frame*, 64> frames{};
+        while (reflected < count && std::chrono::steady_clock::now() < deadline) {
+            const std::size_t got = _port->rx_batch(frames);
+            std::vector<xdp::frame*> back;
+            for (std::size_t i = 0; i < got; ++i) {
+                if (!starts_with(test::udp_payload(frames[i]->packet()), marker)) {
+                    frames[i]->pool()->release(frames[i]);
+                    continue;
+                }
+                std::uint8_t* data = frames[i]->packet().data();
+                std::uint8_t swap[6];
+                std::memcpy(swap, data, 6);
+                std::memcpy(data, data + 6, 6);
+                std::memcpy(data + 6, swap, 6);
+                std::uint8_t address[4];
+                std::memcpy(address, data + 26, 4);
+                std::memcpy(data + 26, data + 30, 4);
+                std::memcpy(data + 30, address, 4);
+                std::uint8_t ports[2];
+                std::memcpy(ports, data + 34, 2);
+                std::memcpy(data + 34, data + 36, 2);
+                std::memcpy(data + 36, ports, 2);
+                back.push_back(frames[i]);
+            }
+            const std::size_t accepted = _port->tx_batch(back);
+            for (std::size_t i = accepted; i < back.size(); ++i) {
+                back[i]->pool()->release(back[i]);
+            }
+            _port->flush();
+            reflected += accepted;
+        }
+        return reflected;
+    }
+
+    xdp::frame_pool _pool{256};
+    std::unique_ptr<network_namespace> _sluice;
+    std::unique_ptr<network_namespace> _peer;
+    std::string _sluice_if;
+    std::string _peer_if;
+    mac_address _sluice_mac{};
+    mac_address _peer_mac{};
+    std::unique_ptr<test::udp_socket> _socket;
+    std::unique_ptr<port> _port;
+};
+
+TEST_F(veth_ports, afxdp_features_on_veth) {
+    open("afxdp");
+    const port_features& features = _port->features();
+    EXPECT_EQ(features.kind, "afxdp");
+    EXPECT_EQ(features.interface, _sluice_if);
+    EXPECT_EQ(features.ifindex, _sluice->ifindex_of(_sluice_if));
+    EXPECT_TRUE(features.rx);
+    EXPECT_TRUE(features.tx);
+    EXPECT_TRUE(features.redirect_target);
+    EXPECT_FALSE(features.zero_copy) << "veth has no zero-copy AF_XDP";
+    EXPECT_NE(features.mode.find("copy"), std::string::npos) << features.mode;
+    EXPECT_EQ(features.mtu, 1500U);
+}
+
+TEST_F(veth_ports, afxdp_receives_from_the_peer) {
+    open("afxdp");
+    EXPECT_EQ(send_and_receive("sluice afxdp rx", 40), 40U);
+    EXPECT_GE(_port->stats().rx_packets, 40U);
+    EXPECT_EQ(_pool.outstanding(), 0U);
+}
+
+TEST_F(veth_ports, afxdp_sends_frames_of_another_pool_to_the_peer) {
+    open("afxdp");
+    send_from_pool("sluice afxdp tx", 40);
+    EXPECT_EQ(_socket->receive_matching(bytes_of("sluice afxdp tx"), 40, 3s), 40U);
+    EXPECT_EQ(_pool.outstanding(), 0U) << "copied frames go back to their pool at once";
+    EXPECT_EQ(_port->stats().tx_packets, 40U);
+}
+
+TEST_F(veth_ports, afxdp_sends_received_frames_back_without_a_copy) {
+    open("afxdp");
+    EXPECT_EQ(reflect("sluice afxdp echo", 40), 40U);
+    const std::string marker = "sluice afxdp echo";
+    EXPECT_EQ(_socket->receive_matching(bytes_of(marker), 40, 3s),
+              40U);
+    EXPECT_EQ(_pool.outstanding(), 0U) << "UMEM frames never come from the caller's pool";
+}
+
+TEST_F(veth_ports, afxdp_in_generic_mode) {
+    port_options options;
+    options.force_generic = true;
+    open("afxdp", options);
+    EXPECT_NE(_port->features().mode.find("generic"), std::string::npos) << _port->features().mode;
+    EXPECT_EQ(send_and_receive("sluice afxdp generic", 20), 20U);
+}
+
+TEST_F(veth_ports, afpacket_features) {
+    open("afpacket");
+    const port_features& features = _port->features();
+    EXPECT_EQ(features.kind, "afpacket");
+    EXPECT_EQ(features.ifindex, _sluice->ifindex_of(_sluice_if));
+    EXPECT_TRUE(features.rx);
+    EXPECT_TRUE(features.tx);
+    EXPECT_FALSE(features.zero_copy);
+    EXPECT_NE(features.mode.find("TPACKET_V3"), std::string::npos) << features.mode;
+}
+
+TEST_F(veth_ports, afpacket_receives_from_the_peer) {
+    open("afpacket");
+    EXPECT_EQ(send_and_receive("sluice afpacket rx", 40), 40U);
+    EXPECT_EQ(_pool.outstanding(), 0U);
+}
+
+TEST_F(veth_ports, afpacket_sends_to_the_peer) {
+    open("afpacket");
+    send_from_pool("sluice afpacket tx", 40);
+    const std::string marker = "sluice afpacket tx";
+    EXPECT_EQ(_socket->receive_matching(bytes_of(marker), 40, 3s),
+              40U);
+    EXPECT_EQ(_pool.outstanding(), 0U);
+    EXPECT_EQ(_port->stats().tx_packets, 40U);
+    EXPECT_EQ(_port->stats().tx_errors, 0U);
+}
+
+TEST_F(veth_ports, afpacket_sends_received_frames_back_and_does_not_see_its_own_tx) {
+    open("afpacket");
+    EXPECT_EQ(reflect("sluice afpacket echo", 40), 40U);
+    const std::string marker = "sluice afpacket echo";
+    EXPECT_EQ(_socket->receive_matching(bytes_of(marker), 40, 3s),
+              40U);
+    // PACKET_IGNORE_OUTGOING: the echoes went out of this interface and must not come back in.
+    std::array<xdp::frame*, 64> frames{};
+    std::size_t echoes_seen = 0;
+    for (int round = 0; round < 5; ++round) {
+        const std::size_t got = _port->rx_batch(frames);
+        for (std::size_t i = 0; i < got; ++i) {
+            std::uint16_t port = 0;
+            if (starts_with(test::udp_payload(frames[i]->packet(), &port), marker) && port == peer_udp) {
+                ++echoes_seen;
+            }
+            _pool.release(frames[i]);
+        }
+    }
+    EXPECT_EQ(echoes_seen, 0U);
+    EXPECT_EQ(_pool.outstanding(), 0U);
+}
+
+// The TAP lives in a namespace of its own; its host side is that namespace's stack (10.78.0.1 on the TAP).
+class tap_ports : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (const std::string reason = test::skip_reason(); !reason.empty()) {
+            GTEST_SKIP() << reason;
+        }
+        std::string error;
+        _host = network_namespace::create("tap", &error);
+        ASSERT_TRUE(_host) << error;
+        _tap = test::unique_interface("st");
+        auto opened = _host->run([&] { return std::optional(open_port("tap:" + _tap, _pool)); });
+        ASSERT_TRUE(opened && *opened) << (opened ? opened->error().message : "setns failed");
+        _port = std::move(opened->value());
+        ASSERT_TRUE(_host->sysctl("net/ipv6/conf/" + _tap + "/disable_ipv6", "1"));
+        const auto address = _host->ip("addr add 10.78.0.1/24 dev " + _tap);
+        ASSERT_TRUE(address.ok()) << address.output;
+    }
+    void TearDown() override {
+        _port.reset();
+        _host.reset();
+    }
+
+    xdp::frame_pool _pool{64};
+    std::unique_ptr<network_namespace> _host;
+    std::string _tap;
+    std::unique_ptr<port> _port;
+};
+
+TEST_F(tap_ports, features) {
+    const port_features& features = _port->features();
+    EXPECT_EQ(features.kind, "tap");
+    EXPECT_EQ(features.interface, _tap);
+    EXPECT_EQ(features.ifindex, _host->ifindex_of(_tap));
+    EXPECT_TRUE(features.rx && features.tx && features.pass_target && features.redirect_target);
+    EXPECT_EQ(features.mtu, 1500U);
+}
+
+TEST_F(tap_ports, a_written_frame_reaches_a_host_socket) {
+    auto socket = test::udp_socket::open(*_host, "10.78.0.1", 7000);
+    ASSERT_TRUE(socket);
+    auto mac = _host->mac_of(_tap);
+    ASSERT_TRUE(mac);
+    const std::string marker = "sluice tap tx";
+    std::vector<xdp::frame*> frames;
+    for (std::size_t i = 0; i < 10; ++i) {
+        xdp::frame* item = _pool.acquire();
+        ASSERT_NE(item, nullptr);
+        ASSERT_TRUE(item->assign(test::udp_frame({0x02, 0, 0, 0, 0, 0x01}, *mac, "10.78.0.2", "10.78.0.1", 9, 7000,
+                                                 payload(marker, i))));
+        frames.push_back(item);
+    }
+    EXPECT_EQ(_port->tx_batch(frames), 10U);
+    EXPECT_EQ(_pool.outstanding(), 0U);
+    EXPECT_EQ(socket->receive_matching(bytes_of(marker), 10, 3s),
+              10U);
+    EXPECT_EQ(_port->stats().tx_packets, 10U);
+}
+
+TEST_F(tap_ports, what_the_host_sends_arrives_in_rx_batch) {
+    const auto neighbor = _host->ip("neigh replace 10.78.0.2 lladdr 02:00:00:00:00:01 dev " + _tap + " nud permanent");
+    ASSERT_TRUE(neighbor.ok()) << neighbor.output;
+    auto socket = test::udp_socket::open(*_host, "10.78.0.1", 7001);
+    ASSERT_TRUE(socket);
+    const std::string marker = "sluice tap rx";
+    for (std::size_t i = 0; i < 10; ++i) {
+        ASSERT_TRUE(socket->send_to("10.78.0.2", 7002, payload(marker, i)));
+    }
+    std::size_t received = 0;
+    std::array<xdp::frame*, 64> frames{};
+    const auto deadline = std::chrono::steady_clock::now() + 3s;
+    while (received < 10 && std::chrono::steady_clock::now() < deadline) {
+        const std::size_t got = _port->rx_batch(frames);
+        for (std::size_t i = 0; i < got; ++i) {
+            std::uint16_t port = 0;
+            if (starts_with(test::udp_payload(frames[i]->packet(), &port), marker) && port == 7002) {
+                EXPECT_EQ(frames[i]->context().ingress_ifindex, _port->features().ifindex);
+                ++received;
+            }
+            _pool.release(frames[i]);
+        }
+    }
+    EXPECT_EQ(received, 10U);
+    EXPECT_EQ(_pool.outstanding(), 0U);
+}
+
+} // namespace
+} // namespace sluice::io
