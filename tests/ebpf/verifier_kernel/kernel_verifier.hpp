@@ -237,7 +237,10 @@ public:
     }
 
     kernel_loaded_object(kernel_loaded_object&& other) noexcept : _object(std::exchange(other._object, nullptr)) {}
-    kernel_loaded_object& operator=(kernel_loaded_object&&) = delete;
+    kernel_loaded_object& operator=(kernel_loaded_object&& other) noexcept {
+        std::swap(_object, other._object);
+        return *this;
+    }
     kernel_loaded_object(const kernel_loaded_object&) = delete;
     kernel_loaded_object& operator=(const kernel_loaded_object&) = delete;
     ~kernel_loaded_object() {
