@@ -3,6 +3,7 @@
 
 #include "bench_command.hpp"
 #include "disasm_command.hpp"
+#include "features_command.hpp"
 #include "run_command.hpp"
 
 int main(int argc, char** argv) {
@@ -11,6 +12,7 @@ int main(int argc, char** argv) {
     sluice::cli::add_disasm_command(app);
     sluice::cli::add_run_command(app);
     sluice::cli::add_bench_command(app);
+    sluice::cli::add_features_command(app);
     CLI11_PARSE(app, argc, argv);
     return 0;
 }
