@@ -3,6 +3,9 @@
 // Programs:
 //  - the largest example (the program of build/examples/*.o with the most instructions), loaded by sluice's loader
 //    for sluice and by libbpf for the kernel;
+//  - a generated program of ~4,096 instructions (tests/support/program_generator.hpp, a safe program: packet
+//    accesses after bounds checks, map lookups and updates, helpers, nested branches), with its maps created in the
+//    kernel through bpf_map_create;
 //  - a branchy program of exactly 4,096 instructions built here: a 64-byte bounds check, then blocks that each read
 //    packet bytes and branch on them (if, if/else, JMP and JMP32, signed and unsigned), joining again, so that both
 //    verifiers meet ~1,000 branches and must prune states to stay linear.
@@ -20,10 +23,12 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "ebpf/verifier_kernel/kernel_verifier.hpp"
+#include "support/program_generator.hpp"
 #include "sluice/ebpf/isa.hpp"
 #include "sluice/ebpf/loader.hpp"
 #include "sluice/ebpf/verifier.hpp"
@@ -49,9 +54,27 @@ struct subject {
     // the kernel
     std::optional<sluice::testing::kernel_loaded_object> kernel_object; ///< the example, relocated by libbpf
     std::string kernel_program;
-    std::vector<bpf_insn> kernel_code; ///< the branchy program in the kernel's form
+    std::vector<bpf_insn> kernel_code; ///< a program built here, in the kernel's form (map fds in place)
+    std::vector<int> kernel_maps;      ///< its maps, created in the kernel
     std::string kernel_unavailable;    ///< why the kernel cannot be asked, or empty
+    std::optional<sluice::testing::instantiated_program> generated; ///< a generated program's maps and code
+
+    subject() = default;
+    subject(const subject&) = delete;
+    subject& operator=(const subject&) = delete;
+    ~subject() {
+        for (const int fd : kernel_maps) {
+            ::close(fd);
+        }
+    }
 };
+
+std::vector<bpf_insn> raw_instructions(std::span<const instruction> code) {
+    std::vector<bpf_insn> raw(code.size());
+    static_assert(sizeof(bpf_insn) == sizeof(instruction));
+    std::memcpy(raw.data(), code.data(), code.size() * sizeof(instruction));
+    return raw;
+}
 
 std::uint8_t register_number(int value) { return static_cast<std::uint8_t>(value); }
 
@@ -175,6 +198,46 @@ void prepare_subjects() {
         subjects().push_back(std::move(largest));
     }
 
+    // A generated program: the first seed whose program reaches 4,000 instructions.
+    auto generated = std::make_unique<subject>();
+    generated->kernel_unavailable = unavailable;
+    sluice::testing::generator_options options;
+    options.max_instructions = branchy_size;
+    for (std::uint64_t seed = 1; seed <= 64; ++seed) {
+        sluice::testing::generated_program program = sluice::testing::generate_program(seed, options);
+        if (program.code.size() < 4000) {
+            continue;
+        }
+        auto instantiated = sluice::testing::instantiate(program);
+        if (!instantiated) {
+            std::fprintf(stderr, "verifier_bench: generated seed %llu: %s\n", static_cast<unsigned long long>(seed),
+                         instantiated.error().message.c_str());
+            break;
+        }
+        generated->label = "generated_4096/seed_" + std::to_string(seed);
+        generated->instructions = program.code.size();
+        generated->definitions = program.maps;
+        generated->generated.emplace(std::move(*instantiated));
+        generated->input.code = generated->generated->relocated;
+        generated->input.maps = generated->definitions;
+        generated->kernel_program = "generated";
+        if (unavailable.empty()) {
+            for (const sluice::ebpf::map_definition& map : program.maps) {
+                LIBBPF_OPTS(bpf_map_create_opts, map_options, .map_flags = map.map_flags);
+                const int fd = bpf_map_create(static_cast<bpf_map_type>(map.type), map.name.c_str(), map.key_size,
+                                              map.value_size, map.max_entries, &map_options);
+                if (fd < 0) {
+                    generated->kernel_unavailable = "bpf_map_create " + map.name + ": " + std::strerror(errno);
+                    break;
+                }
+                generated->kernel_maps.push_back(fd);
+            }
+            generated->kernel_code = raw_instructions(sluice::testing::kernel_form(program.code, generated->kernel_maps));
+        }
+        subjects().push_back(std::move(generated));
+        break;
+    }
+
     auto branchy = std::make_unique<subject>();
     branchy->label = "branchy_4096";
     branchy->kernel_unavailable = unavailable;
@@ -183,12 +246,7 @@ void prepare_subjects() {
     branchy->instructions = branchy->code.size();
     branchy->input.code = branchy->code;
     branchy->kernel_program = "branchy_4096";
-    for (const instruction& insn : kernel_form) {
-        bpf_insn raw{};
-        static_assert(sizeof raw == sizeof insn);
-        std::memcpy(&raw, &insn, sizeof raw);
-        branchy->kernel_code.push_back(raw);
-    }
+    branchy->kernel_code = raw_instructions(kernel_form);
     subjects().push_back(std::move(branchy));
 }
 
