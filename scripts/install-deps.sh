@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(
     build-essential cmake pkg-config            # the C++20 toolchain (GCC 12)
     clang llvm                                  # clang -target bpf for examples/, llvm-objdump for the disasm test
+    libclang-rt-14-dev                          # libFuzzer and the sanitizers for fuzz/ (scripts/fuzz.sh)
     libelf-dev libbpf-dev linux-libc-dev        # ELF and BTF parsing, <linux/bpf.h>, <bpf/bpf_helpers.h>
     libxdp-dev libpcap-dev                      # AF_XDP ports, pcap in and out
     libfmt-dev libcli11-dev nlohmann-json3-dev  # formatting, the command line, --json
