@@ -10,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "sluice/ebpf/jit.hpp"
 #include "xdp/checked_memory.hpp"
 
 namespace sluice::xdp {
@@ -41,6 +42,11 @@ struct executor::implementation {
     executor_options options;
     checked_memory memory;                   ///< checked mode: the packet's fixed regions
     std::optional<ebpf::interpreter> interpreter;
+    std::vector<ebpf::jit_program> compiled; ///< JIT: every program of the object (the first is `program`)
+    std::optional<ebpf::jit_runner> runner;  ///< JIT: runs `compiled` over batches
+    std::array<ebpf::xdp_context*, max_batch_size> contexts{}; ///< JIT: the batch's contexts
+    std::array<std::uint64_t, max_batch_size> results{};      ///< JIT: r0 per frame
+    std::array<std::uint64_t, max_batch_size> lengths{};      ///< JIT: each frame's length as received
     ebpf::program_registry registry;         ///< tail-call targets: every program of the object
     executor_stats stats;
     std::array<ebpf::redirect_decision, max_batch_size> decisions{};
@@ -51,6 +57,12 @@ struct executor::implementation {
     bool logged_once{};
 
     action run_one(frame& item, ebpf::redirect_decision& decision);
+    /// The JIT's batch: contexts in, r0s out, then each frame's outcome as run_one() decides it.
+    void run_compiled(std::span<frame* const> frames, std::span<action> out);
+    /// r0 (or the run's error) to the frame's action, counted under exactly one outcome.
+    action settle(const frame& item, std::uint64_t length, const expected<std::uint64_t>& result,
+                  ebpf::redirect_decision& decision);
+    expected<void> compile(const ebpf::helper_table& helpers);
     void report_fault(const frame& item, const sluice::error& failure);
 };
 
@@ -68,7 +80,17 @@ expected<executor> executor::create(const ebpf::loaded_object& object, const ebp
     self->state = &state;
     self->options = std::move(options);
     if (self->options.engine == execution_engine::jit) {
-        return error{fmt::format("program {}: this build of sluice has no JIT yet", program.name)};
+        // The JIT trusts the program as the unchecked interpreter does: it is for programs the verifier accepted.
+        if (self->options.checked) {
+            return error{fmt::format("program {}: the JIT runs only verified programs and cannot bounds-check every "
+                                     "access; use checked mode with the interpreter, or turn checked mode off",
+                                     program.name)};
+        }
+        if (self->options.instruction_limit != 0) {
+            return error{fmt::format("program {}: the JIT has no instruction limit (a verified program terminates); "
+                                     "set the limit to 0 or use the interpreter",
+                                     program.name)};
+        }
     }
     if (!self->options.log) {
         self->options.log = [](std::string_view line) { fmt::print(stderr, "sluice: {}\n", line); };
@@ -77,6 +99,11 @@ expected<executor> executor::create(const ebpf::loaded_object& object, const ebp
         self->memory.register_maps(object);
     }
 
+    if (self->options.engine == execution_engine::jit) {
+        if (auto compiled = self->compile(helpers); !compiled) {
+            return compiled.error();
+        }
+    }
     auto interpreter = ebpf::interpreter::create(
         program.code, helpers, ebpf::interpreter_options{self->options.checked, self->options.instruction_limit});
     if (!interpreter) {
@@ -104,12 +131,48 @@ expected<executor> executor::create(const ebpf::loaded_object& object, const ebp
     return executor(std::move(self));
 }
 
+expected<void> executor::implementation::compile(const ebpf::helper_table& helpers) {
+    // Per-CPU array lookups the JIT inlines address this worker's slot.
+    const ebpf::jit_options jit_options{.facts = {}, .maps = object->maps(), .cpu = state->cpu};
+    const auto add = [&](const ebpf::loaded_program& candidate, std::string_view role) -> expected<void> {
+        auto code = ebpf::jit_program::compile(candidate.code, helpers, jit_options);
+        if (!code) {
+            sluice::error failure = code.error();
+            failure.message = fmt::format("program {}{}: {}", candidate.name, role, failure.message);
+            return failure;
+        }
+        compiled.push_back(std::move(*code));
+        return {};
+    };
+    if (auto added = add(*program, ""); !added) {
+        return added;
+    }
+    for (const auto& candidate : object->programs()) {
+        if (candidate.get() != program) {
+            if (auto added = add(*candidate, " (a tail-call target)"); !added) {
+                return added;
+            }
+        }
+    }
+    runner.emplace(compiled.front());
+    for (const ebpf::jit_program& target : compiled) {
+        runner->add_tail_call_target(target);
+    }
+    return {};
+}
+
 void executor::run_batch(std::span<frame* const> frames, std::span<action> out) {
     implementation& self = *_self;
     // Larger spans run in pieces, so that redirect decisions always fit their table.
     while (!frames.empty()) {
         const std::size_t count = std::min(frames.size(), max_batch_size);
         self.batch_size = count;
+        if (self.runner) {
+            self.run_compiled(frames.first(count), out.first(count));
+            frames = frames.subspan(count);
+            out = out.subspan(count);
+            continue;
+        }
         for (std::size_t i = 0; i < count; ++i) {
             frame& item = *frames[i];
             self.stats.received.add(item.length());
@@ -117,6 +180,27 @@ void executor::run_batch(std::span<frame* const> frames, std::span<action> out) 
         }
         frames = frames.subspan(count);
         out = out.subspan(count);
+    }
+}
+
+void executor::implementation::run_compiled(std::span<frame* const> frames, std::span<action> out) {
+    const std::size_t count = frames.size();
+    for (std::size_t i = 0; i < count; ++i) {
+        contexts[i] = &frames[i]->context();
+        lengths[i] = frames[i]->length(); // counted as received, whatever the program does to the packet
+        stats.received.add(lengths[i]);
+    }
+    const std::span<ebpf::xdp_context* const> batch(contexts.data(), count);
+    std::size_t first = 0;
+    while (first < count) {
+        const std::size_t failed = runner->run_batch(batch, results, decisions, *state, first);
+        for (std::size_t i = first; i < failed; ++i) {
+            out[i] = settle(*frames[i], lengths[i], results[i], decisions[i]);
+        }
+        if (failed < count) {
+            out[failed] = settle(*frames[failed], lengths[failed], runner->last_error(), decisions[failed]);
+        }
+        first = failed + 1;
     }
 }
 
@@ -128,6 +212,14 @@ action executor::implementation::run_one(frame& item, ebpf::redirect_decision& d
         memory.begin_packet(item);
     }
     auto result = interpreter->run({reinterpret_cast<std::uint64_t>(&context), 0, 0, 0, 0}, state);
+    if (result) {
+        decision = state->redirect;
+    }
+    return settle(item, length, result, decision);
+}
+
+action executor::implementation::settle(const frame& item, std::uint64_t length,
+                                        const expected<std::uint64_t>& result, ebpf::redirect_decision& decision) {
     action outcome = action::aborted;
     if (!result) {
         ++stats.faults;
@@ -141,7 +233,7 @@ action executor::implementation::run_one(frame& item, ebpf::redirect_decision& d
         if (outcome == action::aborted) {
             ++stats.exceptions;
         } else if (outcome == action::redirect) {
-            decision = state->redirect;
+            // The engine copied the decision of the program's last bpf_redirect*() call.
             if (decision.target == ebpf::redirect_decision::kind::none) {
                 ++stats.redirect_errors;
                 ++stats.exceptions;
