@@ -56,11 +56,11 @@ constexpr std::uint32_t umem_frame_size = xdp::standard_frame_size; // one page 
 constexpr std::uint32_t ethernet_header_length = 14;
 
 // libxdp and libbpf print warnings (dispatcher fallbacks, missing bpffs) to stderr by default. They are useful when
-// something fails, noise when it works: keep the last line for error messages, print only when SLUICE_DEBUG is set.
+// something fails, noise when it works: keep the last warning for error messages, print only when SLUICE_DEBUG is set.
 std::mutex log_lock;
 std::string last_library_message;
 
-int library_print(const char* format, va_list arguments) {
+int library_print(bool warning, const char* format, va_list arguments) {
     char line[512];
     const int length = std::vsnprintf(line, sizeof line, format, arguments);
     if (length <= 0) {
@@ -73,19 +73,24 @@ int library_print(const char* format, va_list arguments) {
     if (std::getenv("SLUICE_DEBUG") != nullptr) {
         std::fprintf(stderr, "sluice debug: %s\n", text.c_str());
     }
-    const std::scoped_lock guard(log_lock);
-    last_library_message = std::move(text);
+    if (warning) {
+        const std::scoped_lock guard(log_lock);
+        last_library_message = std::move(text);
+    }
     return length;
 }
 
-int libxdp_print(enum libxdp_print_level, const char* format, va_list arguments) {
-    return library_print(format, arguments);
+int libxdp_print(enum libxdp_print_level level, const char* format, va_list arguments) {
+    if (level == LIBXDP_DEBUG && std::getenv("SLUICE_DEBUG") == nullptr) {
+        return 0;
+    }
+    return library_print(level == LIBXDP_WARN, format, arguments);
 }
 int libbpf_print(enum libbpf_print_level level, const char* format, va_list arguments) {
     if (level == LIBBPF_DEBUG) {
         return 0; // libbpf's debug level is a trace of every step of a load
     }
-    return library_print(format, arguments);
+    return library_print(level == LIBBPF_WARN, format, arguments);
 }
 
 void route_library_messages() {

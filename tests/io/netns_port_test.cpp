@@ -240,6 +240,17 @@ TEST_F(veth_ports, afxdp_in_generic_mode) {
     EXPECT_EQ(send_and_receive("sluice afxdp generic", 20), 20U);
 }
 
+TEST_F(veth_ports, afxdp_a_second_socket_on_the_same_queue_is_an_error) {
+    open("afxdp");
+    const std::string spec = "afxdp:" + _sluice_if + ":0";
+    auto second = _sluice->run([&] { return std::optional(open_port(spec, _pool)); });
+    ASSERT_TRUE(second);
+    ASSERT_FALSE(*second);
+    EXPECT_EQ(second->error().message.rfind("port '" + spec + "': ", 0), 0U) << second->error().message;
+    EXPECT_NE(second->error().message.find("busy"), std::string::npos) << second->error().message;
+    EXPECT_EQ(send_and_receive("sluice afxdp still", 10), 10U) << "the first socket keeps working";
+}
+
 TEST_F(veth_ports, afpacket_features) {
     open("afpacket");
     const port_features& features = _port->features();
