@@ -106,6 +106,18 @@ private:
     std::vector<std::pair<const void*, runnable_program>> _programs; ///< sorted by handle
 };
 
+/// sluice's own kfunc, declared in C as
+///     extern int bpf_sluice_lua(struct xdp_md *ctx, const char *fn, int fn_len) __ksym;
+/// hands the packet to the Lua function named `fn` (lua/script_program.hpp) and returns its verdict. The loader turns
+/// a call to it into a helper call with id sluice_lua_helper_id (beyond the kernel's ids, inside max_helper_id), so
+/// every engine serves it as a helper. Prototype, for the verifier: r1 the context (PTR_TO_CTX), r2 read-only memory
+/// of r3 bytes (the function's name, not NUL-terminated), r3 a constant size; returns an XDP action (scalar, 0..4)
+/// and clobbers r1-r5 as a helper does.
+inline constexpr std::uint32_t sluice_lua_helper_id = 511;
+inline constexpr std::string_view sluice_lua_kfunc_name = "bpf_sluice_lua";
+/// The callee bpf_sluice_lua runs: the script attached to the worker (execution_state::script).
+using script_call = std::uint64_t (*)(void* opaque, xdp_context& packet, std::string_view function);
+
 /// Receives each trace_printk line (without a trailing newline) and the worker it came from.
 using trace_sink = void (*)(std::string_view line, unsigned cpu, void* opaque);
 
@@ -152,6 +164,9 @@ struct execution_state {
     std::uint32_t trace_window_lines{};
 
     std::array<ringbuf_reservation, max_ringbuf_reservations> reservations{};
+
+    script_call script{};  ///< bpf_sluice_lua's callee (a Lua script of this worker); nullptr: it returns XDP_ABORTED
+    void* script_opaque{}; ///< passed to `script`
 
     /// The MTU of `ifindex`: its entry in `mtus`, else default_mtu (0: no such interface).
     std::uint32_t mtu_of(std::uint32_t ifindex) const;

@@ -85,6 +85,7 @@ const helper_table& xdp_helper_table() {
         helpers::register_fib_lookup(built);
         helpers::register_ringbuf_helpers(built);
         helpers::register_trace_printk(built);
+        helpers::register_script_call(built);
         return built;
     }();
     return table;

@@ -34,5 +34,6 @@ void register_xdp_helpers(helper_table& table);     // xdp_helpers.cpp: adjust_*
 void register_fib_lookup(helper_table& table);      // fib_lookup.cpp
 void register_ringbuf_helpers(helper_table& table); // ringbuf_helpers.cpp
 void register_trace_printk(helper_table& table);    // trace_printk.cpp
+void register_script_call(helper_table& table);     // script_call.cpp: bpf_sluice_lua, sluice's kfunc
 
 } // namespace sluice::ebpf::helpers

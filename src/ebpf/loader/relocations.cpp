@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "ebpf/loader/loader_internal.hpp"
+#include "sluice/ebpf/helpers.hpp"
 #include "sluice/ebpf/program.hpp"
 
 namespace sluice::ebpf::loader_detail {
@@ -240,6 +241,13 @@ private:
         std::int64_t target = 0;
         if (relocation != nullptr) {
             if (relocation->symbol_section_index == SHN_UNDEF) {
+                if (relocation->symbol_name == sluice_lua_kfunc_name) {
+                    // sluice's own kfunc (helpers.hpp): a call of the helper that serves it, so that every engine
+                    // and the verifier treat it as a helper with a known prototype.
+                    state.program.code[i].src = op::call_helper;
+                    state.program.code[i].imm = static_cast<std::int32_t>(sluice_lua_helper_id);
+                    return {};
+                }
                 return extern_error(at, state.program.name, *relocation);
             }
             if (!_sections.contains(relocation->symbol_section_index)) {
