@@ -307,7 +307,7 @@ expected<void> write_bench_png(std::span<const program_result> results, const st
             }
             return count;
         }();
-        out << fmt::format("set terminal pngcairo size {},600 font 'sans,9'\n", std::max<std::size_t>(800, groups * 90));
+        out << fmt::format("set terminal pngcairo noenhanced size {},600 font 'sans,9'\n", std::max<std::size_t>(800, groups * 90));
         out << "set output '" << path << "'\n";
         out << "set title 'sluice bench: ns per packet (log scale; lower is better)'\n";
         out << "set style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.8 border -1\n";
