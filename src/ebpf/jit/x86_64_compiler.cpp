@@ -101,6 +101,11 @@ private:
     }
 
     void find_functions();
+    /// Lookups whose map is known without the verifier: `lddw r1, MAP` earlier in the same basic block, r1 untouched
+    /// since. Fills _known_maps.
+    void find_known_maps();
+    /// The map a bpf_map_lookup_elem at `at` always looks in, from the verifier's facts or find_known_maps().
+    map* constant_map(std::size_t at) const;
     void emit_batch_entry();
     void emit_trampoline();
     void emit_prologue();
@@ -130,6 +135,7 @@ private:
     jit_program::implementation& _output;
     std::vector<Xbyak::Label> _labels;           ///< at each instruction, after any prologue
     std::vector<std::unique_ptr<Xbyak::Label>> _functions; ///< by instruction: the prologue of a function there
+    std::vector<map*> _known_maps;                         ///< by instruction: r1's map at a lookup, or nullptr
     Xbyak::Label _stop;
     Xbyak::Label _tail_call;
     Xbyak::Label _abort;
@@ -162,6 +168,88 @@ void compiler::find_functions() {
             ++pc;
         }
     }
+}
+
+void compiler::find_known_maps() {
+    _known_maps.assign(_code.size(), nullptr);
+    if (_options.maps.empty()) {
+        return;
+    }
+    // Where control can arrive other than from the instruction before: the block's knowledge ends there.
+    std::vector<bool> entered(_code.size(), false);
+    for (std::size_t pc = 0; pc < _code.size(); ++pc) {
+        const instruction& ins = _code[pc];
+        if (_functions[pc]) {
+            entered[pc] = true;
+        }
+        if (ins.opcode == op::lddw) {
+            ++pc;
+            continue;
+        }
+        const std::uint8_t operation = op::alu_op(ins.opcode);
+        if (op::is_jump(ins.opcode) && operation != op::jmp_call && operation != op::jmp_exit) {
+            const std::size_t target = target_of(pc, ins.opcode == op::ja32 ? ins.imm : ins.offset);
+            if (target < entered.size()) {
+                entered[target] = true;
+            }
+        }
+    }
+    const auto map_at = [&](std::uint64_t address) -> map* {
+        for (const auto& candidate : _options.maps) {
+            if (reinterpret_cast<std::uint64_t>(candidate.get()) == address) {
+                return candidate.get();
+            }
+        }
+        return nullptr;
+    };
+    map* r1 = nullptr;
+    for (std::size_t pc = 0; pc < _code.size(); ++pc) {
+        const instruction& ins = _code[pc];
+        if (entered[pc]) {
+            r1 = nullptr;
+        }
+        if (ins.opcode == op::lddw) {
+            if (ins.dst == 1) {
+                const std::uint64_t value = static_cast<std::uint32_t>(ins.imm) |
+                                            (static_cast<std::uint64_t>(static_cast<std::uint32_t>(_code[pc + 1].imm)) << 32);
+                r1 = ins.src == op::pseudo_imm64 ? map_at(value) : nullptr;
+            }
+            ++pc;
+            continue;
+        }
+        switch (op::cls(ins.opcode)) {
+        case op::cls_alu:
+        case op::cls_alu64:
+        case op::cls_ldx:
+            if (ins.dst == 1) {
+                r1 = nullptr;
+            }
+            break;
+        case op::cls_stx:
+            if (op::mode(ins.opcode) == op::mode_atomic && ins.src == 1) {
+                r1 = nullptr; // the fetch forms write their source register
+            }
+            break;
+        case op::cls_jmp:
+            if (op::alu_op(ins.opcode) == op::jmp_call) {
+                if (ins.opcode == op::call && ins.src == op::call_helper) {
+                    _known_maps[pc] = r1;
+                }
+                r1 = nullptr; // calls clobber r1..r5
+            }
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+map* compiler::constant_map(std::size_t at) const {
+    if (at < _options.facts.size() && _options.facts[at].constant_map) {
+        const std::uint32_t index = *_options.facts[at].constant_map;
+        return index < _options.maps.size() ? _options.maps[index].get() : nullptr;
+    }
+    return _known_maps[at];
 }
 
 void compiler::emit_prologue() {
@@ -339,6 +427,7 @@ void compiler::emit_stubs() {
 
 expected<void> compiler::run() {
     find_functions();
+    find_known_maps();
     _output.batch_entry = getSize();
     emit_batch_entry();
     _output.trampoline = getSize();
@@ -781,16 +870,14 @@ void compiler::emit_helper_call(helper_function function) {
 }
 
 // bpf_map_lookup_elem(map, &key) on a constant array map: the kernel's array_map_gen_lookup, with this worker's slot
-// of a per-CPU array. r2 (rsi) points to the 4-byte key.
+// of a per-CPU array. r2 (rsi) points to the 4-byte key. The map is constant when the verifier says so, or when the
+// lowered code loads its address into r1 in the same basic block (what clang emits for every lookup of a named map).
 bool compiler::emit_inline_lookup(std::size_t at) {
-    if (at >= _options.facts.size() || !_options.facts[at].constant_map) {
+    map* known = constant_map(at);
+    if (known == nullptr) {
         return false;
     }
-    const std::uint32_t index = *_options.facts[at].constant_map;
-    if (index >= _options.maps.size() || !_options.maps[index]) {
-        return false;
-    }
-    map& target = *_options.maps[index];
+    map& target = *known;
     if (target.type() != map_type::array && target.type() != map_type::percpu_array) {
         return false;
     }

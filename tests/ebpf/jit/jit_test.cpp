@@ -600,6 +600,37 @@ TEST(jit, constant_array_lookups_are_inlined_with_the_helper_s_results) {
     }
 }
 
+TEST(jit, without_facts_a_lookup_is_inlined_only_when_its_block_loads_the_map) {
+    std::vector<std::unique_ptr<map>> maps;
+    maps.push_back(create_map({map_type::array, 4, 8, 4, 0, "values"}, 1).value());
+    const auto address = reinterpret_cast<std::uint64_t>(maps[0].get());
+    const auto build = [&](bool jump_between) {
+        // r0 = lookup(values, &r1's key) != 0; with jump_between, a jump lands between the map load and the call,
+        // so the map is no longer known there.
+        std::vector<instruction> code{store_reg(size_w, 10, 1, -4)};
+        code.push_back(make_instruction(cls_jmp | src_k | jmp_jeq, 1, 0, 2, 77)); // to the `mov r2, r10` or past
+        append_lddw(code, 1, address);
+        if (!jump_between) {
+            code[1].offset = 0;
+        }
+        code.push_back(mov_reg(2, 10));
+        code.push_back(alu64_imm(alu_add, 2, -4));
+        code.push_back(call_to(helper_map_lookup));
+        code.push_back(exit_program());
+        return code;
+    };
+    const helper_table& helpers = xdp_helper_table();
+    auto straight = jit_program::compile(build(false), helpers, {.facts = {}, .maps = maps, .cpu = 0});
+    auto joined = jit_program::compile(build(true), helpers, {.facts = {}, .maps = maps, .cpu = 0});
+    ASSERT_TRUE(straight && joined);
+    EXPECT_EQ(straight->inlined_lookups(), 1u);
+    EXPECT_EQ(joined->inlined_lookups(), 0u);
+    execution_state state;
+    for (std::uint64_t key : {0ULL, 3ULL, 4ULL}) {
+        expect_same(build(false), helpers, {key, 0, 0, 0, 0}, fmt::format("key {}", key), &state);
+    }
+}
+
 // ---- batch entry ----
 
 TEST(jit, batch_entry_runs_every_context_records_redirects_and_resumes_after_a_failure) {
