@@ -1,0 +1,567 @@
+// The kernel as oracle (oracle.hpp).
+#include "oracle.hpp"
+
+#include <bpf/bpf.h>
+#include <linux/bpf.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+namespace sluice::oracle {
+namespace {
+
+using bytes = std::vector<std::uint8_t>;
+
+/// libbpf's messages while an object loads (the verifier log among them), for errors.
+std::mutex libbpf_log_mutex;
+std::string libbpf_log;
+
+int capture_libbpf(enum libbpf_print_level level, const char* format, va_list arguments) {
+    if (level == LIBBPF_DEBUG) {
+        return 0;
+    }
+    char line[4096];
+    const int written = std::vsnprintf(line, sizeof line, format, arguments);
+    const std::lock_guard lock(libbpf_log_mutex);
+    libbpf_log += line;
+    return written;
+}
+
+std::string tail(const std::string& text, std::size_t length = 4000) {
+    return text.size() > length ? "..." + text.substr(text.size() - length) : text;
+}
+
+std::string errno_text(int negative) {
+    return fmt::format("{} ({})", std::strerror(-negative), -negative);
+}
+
+bool is_percpu(ebpf::map_type type) {
+    return type == ebpf::map_type::percpu_array || type == ebpf::map_type::percpu_hash ||
+           type == ebpf::map_type::lru_percpu_hash;
+}
+
+std::size_t syscall_value_size(const ebpf::map_definition& definition) {
+    return is_percpu(definition.type) ? ((definition.value_size + 7) & ~std::size_t{7}) * possible_cpus()
+                                      : definition.value_size;
+}
+
+std::string hex(std::span<const std::uint8_t> data) {
+    std::string text;
+    for (const std::uint8_t byte : data) {
+        text += fmt::format("{}{:02x}", text.empty() ? "" : " ", byte);
+    }
+    return text.empty() ? "(empty)" : text;
+}
+
+/// What differs between two byte strings, in words and hex.
+std::string byte_difference(std::string_view what, const bytes& kernel, const bytes& sluice) {
+    if (kernel == sluice) {
+        return {};
+    }
+    std::size_t first = 0;
+    while (first < kernel.size() && first < sluice.size() && kernel[first] == sluice[first]) {
+        ++first;
+    }
+    return fmt::format("  {} differs: kernel {} bytes, sluice {} bytes, first difference at byte {}\n"
+                       "  kernel:\n{}  sluice:\n{}",
+                       what, kernel.size(), sluice.size(), first, hex_dump(kernel, 4), hex_dump(sluice, 4));
+}
+
+/// Keys as strings: GCC 12 warns wrongly (stringop-overread) about comparing vectors of bytes in a std::map.
+using contents = std::map<std::string, bytes>;
+
+std::string as_key(const bytes& key) {
+    return {key.begin(), key.end()};
+}
+std::string hex(const std::string& key) {
+    return hex(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(key.data()), key.size()));
+}
+
+std::string contents_difference(const map_pair& pair, const contents& kernel, const contents& sluice) {
+    std::string text;
+    const bool keys_only = pair.compare == map_pair::comparison::keys_only;
+    for (const auto& [key, value] : kernel) {
+        const auto found = sluice.find(key);
+        if (found == sluice.end()) {
+            text += fmt::format("    key {}: only in the kernel (value {})\n", hex(key), hex(value));
+        } else if (!keys_only && found->second != value) {
+            text += fmt::format("    key {}: kernel {}\n    {:{}}  sluice {}\n", hex(key), hex(value), "",
+                                hex(key).size(), hex(found->second));
+        }
+    }
+    for (const auto& [key, value] : sluice) {
+        if (!kernel.contains(key)) {
+            text += fmt::format("    key {}: only in sluice (value {})\n", hex(key), hex(value));
+        }
+    }
+    return text;
+}
+
+} // namespace
+
+unsigned possible_cpus() {
+    static const unsigned cpus = static_cast<unsigned>(std::max(1, libbpf_num_possible_cpus()));
+    return cpus;
+}
+
+std::string kernel_unavailable() {
+    static const std::string reason = [] {
+        const ebpf::instruction pass[] = {ebpf::make_instruction(0xb7, 0, 0, 0, 2), ebpf::make_instruction(0x95)};
+        const int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "oracle_probe", "GPL", reinterpret_cast<const bpf_insn*>(pass),
+                                     2, nullptr);
+        if (fd < 0) {
+            return fmt::format("the kernel refused BPF_PROG_LOAD: {}; the oracle needs root (CAP_BPF, CAP_NET_ADMIN) "
+                               "on a kernel with BPF",
+                               errno_text(fd));
+        }
+        bytes packet(64, 0);
+        bytes out(4096);
+        xdp_md context{};
+        context.data_end = static_cast<__u32>(packet.size());
+        context.ingress_ifindex = loopback_ifindex;
+        LIBBPF_OPTS(bpf_test_run_opts, options, .data_in = packet.data(), .data_out = out.data(),
+                    .data_size_in = static_cast<__u32>(packet.size()), .data_size_out = static_cast<__u32>(out.size()),
+                    .ctx_in = &context, .ctx_size_in = sizeof context, .repeat = 1);
+        const int run = bpf_prog_test_run_opts(fd, &options);
+        close(fd);
+        if (run != 0 || options.retval != 2) {
+            return fmt::format("BPF_PROG_TEST_RUN on an XDP program failed: {} (retval {}); the oracle needs it",
+                               errno_text(run), options.retval);
+        }
+        return std::string();
+    }();
+    return reason;
+}
+
+struct oracle_pair::kernel_side {
+    bpf_object* object{};
+    int program_fd{-1};
+    std::vector<int> own_fds; ///< generated programs: the maps and the program
+
+    ~kernel_side() {
+        for (const int fd : own_fds) {
+            close(fd);
+        }
+        if (object != nullptr) {
+            bpf_object__close(object);
+        }
+    }
+};
+
+oracle_pair::oracle_pair() : _kernel(std::make_unique<kernel_side>()) {
+    // The kernel's per-cpu choices happen on the cpu the syscall runs on; sluice's worker 0 stands for cpu 0.
+    sched_getaffinity(0, sizeof _saved_affinity, &_saved_affinity);
+    cpu_set_t only;
+    CPU_ZERO(&only);
+    CPU_SET(0, &only);
+    sched_setaffinity(0, sizeof only, &only);
+    _state.cpu = 0;
+}
+
+oracle_pair::~oracle_pair() {
+    for (map_pair& pair : _maps) {
+        if (pair.kernel_ring != nullptr) {
+            ring_buffer__free(pair.kernel_ring);
+        }
+    }
+    _kernel.reset();
+    sched_setaffinity(0, sizeof _saved_affinity, &_saved_affinity);
+}
+
+expected<void> oracle_pair::prepare_sluice(std::span<const ebpf::instruction> code) {
+    _code = code;
+    // Checked mode: a sluice bug shows as a fault naming the instruction rather than as a crash of the test.
+    auto machine =
+        ebpf::interpreter::create(code, ebpf::xdp_helper_table(), {.checked = true, .instruction_limit = 100'000'000});
+    if (!machine) {
+        return error{"sluice refused the program: " + machine.error().message};
+    }
+    _machine.emplace(std::move(machine.value()));
+    _memory.attach(*_machine);
+    if (_loaded) {
+        _memory.register_maps(*_loaded);
+    }
+    _state.programs = &_registry;
+    return {};
+}
+
+expected<std::unique_ptr<oracle_pair>> oracle_pair::from_object(const std::string& path, const std::string& program) {
+    std::unique_ptr<oracle_pair> pair(new oracle_pair());
+    {
+        const std::lock_guard lock(libbpf_log_mutex);
+        libbpf_log.clear();
+    }
+    libbpf_set_print(capture_libbpf);
+    bpf_object* object = bpf_object__open_file(path.c_str(), nullptr);
+    if (object == nullptr) {
+        return error{fmt::format("the kernel side (libbpf) cannot open {}: {}", path, errno_text(-errno))};
+    }
+    pair->_kernel->object = object;
+    if (const int loaded = bpf_object__load(object); loaded != 0) {
+        const std::lock_guard lock(libbpf_log_mutex);
+        return error{fmt::format("the kernel refused {}: {}\n{}", path, errno_text(loaded), tail(libbpf_log))};
+    }
+    bpf_program* kernel_program = bpf_object__find_program_by_name(object, program.c_str());
+    if (kernel_program == nullptr) {
+        return error{fmt::format("libbpf finds no program '{}' in {}", program, path)};
+    }
+    pair->_kernel->program_fd = bpf_program__fd(kernel_program);
+
+    auto spec = ebpf::object_spec::open_file(path);
+    if (!spec) {
+        return error{"sluice cannot open " + path + ": " + spec.error().message};
+    }
+    ebpf::load_options load_options;
+    load_options.cpus = possible_cpus();
+    auto loaded = spec->load(load_options);
+    if (!loaded) {
+        return error{"sluice cannot load " + path + ": " + loaded.error().message};
+    }
+    pair->_loaded.emplace(std::move(loaded.value()));
+    const ebpf::loaded_program* chosen = pair->_loaded->find_program(program);
+    if (chosen == nullptr) {
+        return error{fmt::format("sluice finds no program '{}' in {}", program, path)};
+    }
+    // Every program of the object is a tail-call target, as the executor arranges (prog_array slots hold
+    // `const loaded_program*` handles).
+    for (const auto& candidate : pair->_loaded->programs()) {
+        auto runnable = ebpf::runnable_program::prepare(candidate->code, ebpf::xdp_helper_table());
+        if (!runnable) {
+            return error{fmt::format("sluice refused program '{}': {}", candidate->name, runnable.error().message)};
+        }
+        pair->_registry.add(candidate.get(), *runnable);
+    }
+    if (auto prepared = pair->prepare_sluice(chosen->code); !prepared) {
+        return prepared.error();
+    }
+    const auto& specs = pair->_loaded->map_specs();
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+        bpf_map* kernel_map = bpf_object__find_map_by_name(object, specs[i].name.c_str());
+        if (kernel_map == nullptr) {
+            return error{fmt::format("libbpf has no map '{}' (sluice's map {} of {})", specs[i].name, i, path)};
+        }
+        map_pair paired;
+        paired.name = specs[i].name;
+        paired.definition = specs[i].definition;
+        paired.kernel_fd = bpf_map__fd(kernel_map);
+        paired.sluice = pair->_loaded->maps()[i].get();
+        if (specs[i].definition.type == ebpf::map_type::prog_array) {
+            paired.compare = map_pair::comparison::skip;
+            paired.why_not_full = "prog_array values are program ids, which differ between the kernel and sluice";
+        }
+        pair->_maps.push_back(std::move(paired));
+    }
+    return pair;
+}
+
+expected<std::unique_ptr<oracle_pair>> oracle_pair::from_generated(const testing::generated_program& program) {
+    std::unique_ptr<oracle_pair> pair(new oracle_pair());
+    std::vector<int> fds;
+    for (const ebpf::map_definition& definition : program.maps) {
+        LIBBPF_OPTS(bpf_map_create_opts, options, .map_flags = definition.map_flags);
+        const int fd = bpf_map_create(static_cast<bpf_map_type>(definition.type), definition.name.c_str(),
+                                      definition.key_size, definition.value_size, definition.max_entries, &options);
+        if (fd < 0) {
+            return error{fmt::format("the kernel refused map '{}': {}", definition.name, errno_text(fd))};
+        }
+        pair->_kernel->own_fds.push_back(fd);
+        fds.push_back(fd);
+    }
+    const std::vector<ebpf::instruction> code = testing::kernel_form(program.code, fds);
+    std::string log(1 << 22, '\0');
+    LIBBPF_OPTS(bpf_prog_load_opts, options, .log_level = 1, .log_size = static_cast<__u32>(log.size()),
+                .log_buf = log.data());
+    const int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "generated", "GPL", reinterpret_cast<const bpf_insn*>(code.data()),
+                                 code.size(), &options);
+    if (fd < 0) {
+        return error{
+            fmt::format("the kernel's verifier refused the program: {}\n{}", errno_text(fd), tail(log.c_str()))};
+    }
+    pair->_kernel->own_fds.push_back(fd);
+    pair->_kernel->program_fd = fd;
+
+    auto ready = testing::instantiate(program, possible_cpus());
+    if (!ready) {
+        return error{"sluice cannot instantiate the program: " + ready.error().message};
+    }
+    pair->_instantiated.emplace(std::move(ready.value()));
+    if (auto prepared = pair->prepare_sluice(pair->_instantiated->code); !prepared) {
+        return prepared.error();
+    }
+    for (std::size_t i = 0; i < program.maps.size(); ++i) {
+        map_pair paired;
+        paired.name = program.maps[i].name;
+        paired.definition = program.maps[i];
+        paired.kernel_fd = fds[i];
+        paired.sluice = pair->_instantiated->maps[i].get();
+        pair->_maps.push_back(std::move(paired));
+    }
+    return pair;
+}
+
+map_pair* oracle_pair::find_map(std::string_view name) {
+    for (map_pair& pair : _maps) {
+        if (pair.name == name) {
+            return &pair;
+        }
+    }
+    return nullptr;
+}
+
+std::string oracle_pair::update_both(std::string_view name, std::span<const std::uint8_t> key,
+                                     std::span<const std::uint8_t> value, std::uint64_t flags) {
+    map_pair* pair = find_map(name);
+    if (pair == nullptr) {
+        return fmt::format("no map '{}'", name);
+    }
+    const long kernel = bpf_map_update_elem(pair->kernel_fd, key.data(), value.data(), flags);
+    const long sluice = pair->sluice->update_elem(key.data(), value.data(), flags);
+    if (kernel != sluice) {
+        return fmt::format("update of map '{}' key {} flags {}: kernel returned {}, sluice {}", name, hex(key), flags,
+                           kernel, sluice);
+    }
+    return {};
+}
+
+std::string oracle_pair::fill_randomly(std::uint64_t seed, std::size_t count) {
+    std::uint64_t state = seed;
+    auto next = [&state] {
+        std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        return z ^ (z >> 31);
+    };
+    std::string problems;
+    for (map_pair& pair : _maps) {
+        const ebpf::map_type type = pair.definition.type;
+        const bool array = type == ebpf::map_type::array || type == ebpf::map_type::percpu_array;
+        const bool hash = type == ebpf::map_type::hash || type == ebpf::map_type::percpu_hash ||
+                          type == ebpf::map_type::lru_hash || type == ebpf::map_type::lru_percpu_hash;
+        if ((!array && !hash) || pair.compare == map_pair::comparison::skip) {
+            continue;
+        }
+        // Hash keys stay few (8 at most, a quarter of the entries): no map fills and no LRU evicts.
+        const std::uint64_t keys = array ? pair.definition.max_entries
+                                         : std::min<std::uint64_t>(8, std::max(1U, pair.definition.max_entries / 4));
+        for (std::size_t i = 0; i < count; ++i) {
+            bytes key(pair.definition.key_size, 0);
+            const std::uint64_t index = next() % keys;
+            std::memcpy(key.data(), &index, std::min<std::size_t>(key.size(), sizeof index));
+            bytes value(syscall_value_size(pair.definition));
+            for (auto& byte : value) {
+                byte = static_cast<std::uint8_t>(next());
+            }
+            problems += update_both(pair.name, key, value, 0);
+        }
+    }
+    return problems;
+}
+
+run_result oracle_pair::run_kernel(const test_packet& packet, std::uint32_t ifindex, std::uint32_t rx_queue) {
+    run_result result;
+    bytes in(packet.meta);
+    in.insert(in.end(), packet.bytes.begin(), packet.bytes.end());
+    bytes out(in.size() + 8192);
+    xdp_md context_in{};
+    context_in.data = static_cast<__u32>(packet.meta.size());
+    context_in.data_end = static_cast<__u32>(in.size());
+    context_in.ingress_ifindex = ifindex;
+    context_in.rx_queue_index = rx_queue;
+    xdp_md context_out{};
+    LIBBPF_OPTS(bpf_test_run_opts, options, .data_in = in.data(), .data_out = out.data(),
+                .data_size_in = static_cast<__u32>(in.size()), .data_size_out = static_cast<__u32>(out.size()),
+                .ctx_in = &context_in, .ctx_out = &context_out, .ctx_size_in = sizeof context_in,
+                .ctx_size_out = sizeof context_out, .repeat = 1);
+    const int run = bpf_prog_test_run_opts(_kernel->program_fd, &options);
+    if (run != 0) {
+        result.error = "BPF_PROG_TEST_RUN: " + errno_text(run);
+        return result;
+    }
+    result.retval = options.retval;
+    out.resize(std::min<std::size_t>(options.data_size_out, out.size()));
+    const std::size_t meta = std::min<std::size_t>(context_out.data, out.size());
+    const std::size_t end = std::min<std::size_t>(context_out.data_end, out.size());
+    result.meta.assign(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(meta));
+    result.packet.assign(out.begin() + static_cast<std::ptrdiff_t>(meta),
+                         out.begin() + static_cast<std::ptrdiff_t>(std::max(meta, end)));
+    return result;
+}
+
+run_result oracle_pair::run_sluice(const test_packet& packet, std::uint32_t ifindex, std::uint32_t rx_queue) {
+    run_result result;
+    xdp::frame* frame = _pool.acquire();
+    if (frame != nullptr) {
+        // BPF_PROG_TEST_RUN gives each run a zeroed buffer (kzalloc); a recycled frame keeps the bytes of earlier
+        // packets in its headroom, as a driver's recycled pages do, which adjust_head/adjust_meta can expose.
+        std::memset(frame->hard_start(), 0, frame->frame_size());
+    }
+    if (frame == nullptr || !frame->assign(packet.bytes)) {
+        if (frame != nullptr) {
+            _pool.release(frame);
+        }
+        result.error = fmt::format("a {}-byte packet does not fit a standard frame", packet.bytes.size());
+        return result;
+    }
+    ebpf::xdp_context& context = frame->context();
+    context.data_meta = context.data - packet.meta.size();
+    std::copy(packet.meta.begin(), packet.meta.end(), context.data_meta);
+    frame->set_ingress(ifindex, rx_queue);
+    _memory.begin_packet(*frame);
+    _state.begin_packet(context);
+    const auto run = _machine->run({reinterpret_cast<std::uintptr_t>(&context), 0, 0, 0, 0}, &_state);
+    if (!run) {
+        result.error = "sluice: " + run.error().message;
+    } else {
+        result.retval = static_cast<std::uint32_t>(*run);
+    }
+    result.meta.assign(context.data_meta, context.data);
+    result.packet.assign(context.data, context.data_end);
+    _pool.release(frame);
+    return result;
+}
+
+std::string oracle_pair::compare(const test_packet& packet, bool with_maps) {
+    const run_result kernel = run_kernel(packet);
+    const run_result sluice = run_sluice(packet);
+    ++_counts.packets;
+    std::string differences;
+    if (kernel.error != sluice.error) {
+        differences += fmt::format("  kernel: {}\n  sluice: {}\n", kernel.error.empty() ? "ran" : kernel.error,
+                                   sluice.error.empty() ? "ran" : sluice.error);
+    }
+    if (kernel.error.empty() && sluice.error.empty()) {
+        if (kernel.retval != sluice.retval) {
+            differences += fmt::format("  return code differs: kernel {}, sluice {}\n", kernel.retval, sluice.retval);
+        }
+        differences += byte_difference("output packet", kernel.packet, sluice.packet);
+        differences += byte_difference("metadata", kernel.meta, sluice.meta);
+    }
+    if (with_maps) {
+        differences += compare_maps();
+    }
+    if (differences.empty()) {
+        return {};
+    }
+    return fmt::format("packet: {} ({} bytes, {} bytes of metadata)\n{}{}  kernel: retval {}, {} bytes out, {} "
+                       "bytes of metadata\n  sluice: retval {}, {} bytes out, {} bytes of metadata\n{}",
+                       packet.description, packet.bytes.size(), packet.meta.size(), hex_dump(packet.bytes, 4),
+                       packet.meta.empty() ? "" : "  metadata:\n" + hex_dump(packet.meta, 4), kernel.retval,
+                       kernel.packet.size(), kernel.meta.size(), sluice.retval, sluice.packet.size(),
+                       sluice.meta.size(), differences);
+}
+
+std::string oracle_pair::compare_maps() {
+    std::string text;
+    for (map_pair& pair : _maps) {
+        if (pair.compare == map_pair::comparison::skip) {
+            continue;
+        }
+        ++_counts.map_comparisons;
+        const ebpf::map_type type = pair.definition.type;
+        if (type == ebpf::map_type::queue || type == ebpf::map_type::stack) {
+            // Drained on both sides, compared in order, and pushed back as they were.
+            std::vector<bytes> kernel;
+            std::vector<bytes> sluice;
+            bytes value(pair.definition.value_size);
+            while (bpf_map_lookup_and_delete_elem(pair.kernel_fd, nullptr, value.data()) == 0) {
+                kernel.push_back(value);
+            }
+            while (pair.sluice->lookup_and_delete_elem(nullptr, value.data()) == 0) {
+                sluice.push_back(value);
+            }
+            if (kernel != sluice) {
+                text += fmt::format("  map '{}' ({}): kernel holds {} elements, sluice {}\n", pair.name,
+                                    ebpf::to_string(type), kernel.size(), sluice.size());
+                for (std::size_t i = 0; i < std::max(kernel.size(), sluice.size()); ++i) {
+                    text += fmt::format("    {}: kernel {}, sluice {}\n", i, i < kernel.size() ? hex(kernel[i]) : "-",
+                                        i < sluice.size() ? hex(sluice[i]) : "-");
+                }
+            }
+            if (type == ebpf::map_type::stack) {
+                std::reverse(kernel.begin(), kernel.end());
+                std::reverse(sluice.begin(), sluice.end());
+            }
+            for (const bytes& element : kernel) {
+                bpf_map_update_elem(pair.kernel_fd, nullptr, element.data(), 0);
+            }
+            for (const bytes& element : sluice) {
+                (void)pair.sluice->update_elem(nullptr, element.data(), 0);
+            }
+            continue;
+        }
+        if (type == ebpf::map_type::ringbuf) {
+            if (pair.kernel_ring == nullptr) {
+                pair.kernel_ring = ring_buffer__new(
+                    pair.kernel_fd,
+                    [](void* context, void* data, std::size_t size) {
+                        auto* records = static_cast<std::vector<bytes>*>(context);
+                        const auto* begin = static_cast<const std::uint8_t*>(data);
+                        records->emplace_back(begin, begin + size);
+                        return 0;
+                    },
+                    &pair.kernel_records, nullptr);
+            }
+            if (pair.kernel_ring == nullptr) {
+                text += fmt::format("  map '{}': cannot read the kernel's ring buffer\n", pair.name);
+                continue;
+            }
+            ring_buffer__consume(pair.kernel_ring);
+            std::vector<bytes> kernel = std::move(pair.kernel_records);
+            pair.kernel_records.clear();
+            std::vector<bytes> sluice;
+            if (auto* ring = dynamic_cast<ebpf::ringbuf_map*>(pair.sluice); ring != nullptr) {
+                ring->consume([&sluice](std::span<const std::byte> record) {
+                    const auto* begin = reinterpret_cast<const std::uint8_t*>(record.data());
+                    sluice.emplace_back(begin, begin + record.size());
+                    return 0;
+                });
+            }
+            if (kernel != sluice) {
+                text += fmt::format("  ring buffer '{}': kernel produced {} records, sluice {}\n", pair.name,
+                                    kernel.size(), sluice.size());
+                for (std::size_t i = 0; i < std::max(kernel.size(), sluice.size()); ++i) {
+                    text += fmt::format("    {}: kernel {}, sluice {}\n", i, i < kernel.size() ? hex(kernel[i]) : "-",
+                                        i < sluice.size() ? hex(sluice[i]) : "-");
+                }
+            }
+            continue;
+        }
+        const std::size_t value_size = syscall_value_size(pair.definition);
+        contents kernel;
+        contents sluice;
+        bytes key(pair.definition.key_size);
+        bytes next(pair.definition.key_size);
+        bytes value(value_size);
+        int status = bpf_map_get_next_key(pair.kernel_fd, nullptr, next.data());
+        for (std::size_t guard = 0; status == 0 && guard < 1'000'000; ++guard) {
+            if (bpf_map_lookup_elem(pair.kernel_fd, next.data(), value.data()) == 0) {
+                kernel[as_key(next)] = value;
+            }
+            key = next;
+            status = bpf_map_get_next_key(pair.kernel_fd, key.data(), next.data());
+        }
+        long found = pair.sluice->get_next_key(nullptr, next.data());
+        for (std::size_t guard = 0; found == 0 && guard < 1'000'000; ++guard) {
+            if (pair.sluice->lookup_elem(next.data(), value.data()) == 0) {
+                sluice[as_key(next)] = value;
+            }
+            key = next;
+            found = pair.sluice->get_next_key(key.data(), next.data());
+        }
+        if (const std::string difference = contents_difference(pair, kernel, sluice); !difference.empty()) {
+            text += fmt::format(
+                "  map '{}' ({}, key {} value {}{}) differs:\n{}", pair.name, ebpf::to_string(type),
+                pair.definition.key_size, pair.definition.value_size,
+                pair.compare == map_pair::comparison::keys_only ? ", keys only: " + pair.why_not_full : "", difference);
+        }
+    }
+    return text;
+}
+
+} // namespace sluice::oracle
