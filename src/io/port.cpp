@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "io/port_support.hpp"
+#include "sluice/io/memory_port.hpp"
 
 namespace sluice::io {
 
@@ -117,6 +118,9 @@ expected<std::unique_ptr<port>> open_port(std::string_view spec, xdp::frame_pool
     }
     if (kind == "gen") {
         return detail::open_generator_port(spec, rest, pool, options);
+    }
+    if (kind == "memory") {
+        return open_memory_port(spec, rest, pool, options);
     }
     if (kind == "tap") {
         return detail::open_tap_port(spec, rest, pool, options);

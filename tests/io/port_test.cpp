@@ -105,6 +105,20 @@ TEST(open_port, generator_port_never_takes_more_frames_than_the_pool_has) {
     EXPECT_EQ(opened.value()->stats().rx_packets, 6U);
 }
 
+TEST(open_port, memory_port_is_a_target) {
+    xdp::frame_pool pool(8);
+    auto opened = open_port("memory:sink", pool);
+    ASSERT_TRUE(opened) << opened.error().message;
+    EXPECT_EQ(opened.value()->features().kind, "memory");
+    EXPECT_TRUE(opened.value()->features().tx);
+    xdp::frame* item = pool.acquire();
+    ASSERT_NE(item, nullptr);
+    ASSERT_TRUE(item->resize(60));
+    EXPECT_EQ(opened.value()->tx_batch(std::span<xdp::frame* const>(&item, 1)), 1U);
+    EXPECT_EQ(pool.outstanding(), 0U);
+    EXPECT_EQ(opened.value()->stats().tx_packets, 1U);
+}
+
 TEST_F(port_file, pcap_port_reads_a_file_and_counts_oversized_records) {
     const std::string input = path("in.pcap");
     {
