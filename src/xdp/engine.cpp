@@ -223,8 +223,10 @@ void engine::wait() {
 
 expected<void> engine::run(std::chrono::duration<double> duration, const std::atomic<bool>* stop,
                            const std::function<void(const engine_report&)>& tick) {
-    if (auto started = start(); !started) {
-        return started;
+    if (!_self->running) {
+        if (auto started = start(); !started) {
+            return started;
+        }
     }
     using clock = std::chrono::steady_clock;
     const auto begin = clock::now();

@@ -144,7 +144,7 @@ public:
     bool finished() const;
     /// Waits for every worker to exit.
     void wait();
-    /// start(), then waits until the workers finish, `duration` passes (0: no limit) or `stop` becomes true; calls
+    /// start() (unless started already), then waits until the workers finish, `duration` passes (0: no limit) or `stop` becomes true; calls
     /// `tick` about once a second while running; then stops and waits.
     expected<void> run(std::chrono::duration<double> duration, const std::atomic<bool>* stop = nullptr,
                        const std::function<void(const engine_report&)>& tick = {});
