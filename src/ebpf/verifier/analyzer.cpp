@@ -1,0 +1,436 @@
+// The exploration loop, pruning against explored states, and how a rejection is told.
+#include "ebpf/verifier/analyzer.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "ebpf/verifier/messages.hpp"
+#include "sluice/ebpf/disassembler.hpp"
+#include "sluice/ebpf/helpers.hpp"
+
+namespace sluice::ebpf::verifier_detail {
+namespace {
+
+/// Explored states kept per instruction: beyond this, completed ones are replaced (the kernel also forgets states
+/// that never helped). Memory stays bounded; pruning only gets weaker, never unsound.
+constexpr std::size_t max_states_per_instruction = 64;
+/// Log level 2 output stops growing here, as the kernel's log buffer does.
+constexpr std::size_t max_log_bytes = 16U << 20;
+
+/// Old-to-current id correspondence for pruning: ids must map one to one (the kernel's check_ids).
+class id_map {
+public:
+    bool match(std::uint32_t old_id, std::uint32_t cur_id) {
+        if (old_id == 0) {
+            return true;
+        }
+        if (cur_id == 0) {
+            cur_id = 0x8000'0000U + ++_fresh; // an unlinked value: unique, may match only once
+        }
+        for (const auto& [o, c] : _pairs) {
+            if (o == old_id || c == cur_id) {
+                return o == old_id && c == cur_id;
+            }
+        }
+        _pairs.emplace_back(old_id, cur_id);
+        return true;
+    }
+
+private:
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> _pairs;
+    std::uint32_t _fresh{};
+};
+
+bool pointer_to_spill(const stack_slot& slot) { return slot.has_spill() && !slot.spilled.is_scalar(); }
+
+} // namespace
+
+analyzer::analyzer(const verifier_input& input, const verifier_options& options, const program_structure& structure)
+    : _input(input), _options(options), _structure(structure), _code(input.code),
+      _helpers(input.helpers != nullptr ? input.helpers : &xdp_helper_table()) {
+    _explored.resize(_code.size());
+    _visits.assign(_code.size(), 0);
+    _lookup_map.assign(_code.size(), -1);
+    _reachable.assign(_code.size(), false);
+    _stack_depth.assign(structure.functions.size(), 0);
+    _calls.resize(structure.functions.size());
+}
+
+expected<verification_result> analyzer::run() {
+    verifier_state st;
+    func_state entry;
+    entry.regs[1] = reg_state::pointer(reg_type::ctx);
+    entry.regs[frame_pointer] = reg_state::pointer(reg_type::stack);
+    st.frames.push_back(entry);
+
+    for (;;) {
+        const std::size_t pc = st.pc;
+        if (_processed >= _options.complexity_limit) {
+            return reject(st, pc, {loop_message(), "bound the loop's counter with a constant (for (i = 0; i < N; i++)), "
+                                                   "or move the loop into bpf_loop() with a callback"});
+        }
+        ++_processed;
+        bool path_ends = false;
+        if (_structure.prune_point[pc]) {
+            auto visited = visit(st);
+            if (!visited) {
+                return visited.error();
+            }
+            path_ends = *visited;
+        }
+        if (!path_ends) {
+            _reachable[pc] = true;
+            ++_visits[pc];
+            if (_options.log_level >= 2 && _log.size() < max_log_bytes) {
+                _log += fmt::format("{}: {}\n{}: {}\n", pc,
+                                    log_frame(st.frame(), st.frames.size() - 1, _input.maps, live_at(st, st.frames.size() - 1)),
+                                    pc, disassemble(_code, pc));
+            }
+            const instruction& insn = _code[pc];
+            expected<void> done;
+            switch (op::cls(insn.opcode)) {
+            case op::cls_alu:
+            case op::cls_alu64:
+                done = step_alu(st, insn);
+                st.pc = pc + 1;
+                break;
+            case op::cls_ld:
+            case op::cls_ldx:
+            case op::cls_st:
+            case op::cls_stx: done = step_load_store(st, insn); break;
+            default: {
+                const std::uint8_t operation = op::alu_op(insn.opcode);
+                if (operation == op::jmp_exit) {
+                    done = step_exit(st, path_ends);
+                } else if (operation == op::jmp_call) {
+                    done = step_call(st, insn, path_ends);
+                } else if (operation == op::jmp_ja) {
+                    st.pc = program_structure::jump_target(insn, pc);
+                } else if (program_structure::is_may_goto(insn)) {
+                    // The runtime may take the jump at any iteration: both ways, bounded by the runtime.
+                    verifier_state branch = st;
+                    branch.pc = program_structure::jump_target(insn, pc);
+                    branch.path = std::make_shared<const path_step>(path_step{pc, true, st.path});
+                    st.path = std::make_shared<const path_step>(path_step{pc, false, st.path});
+                    st.pc = pc + 1;
+                    fork(st, std::move(branch));
+                } else {
+                    std::size_t next = pc + 1;
+                    done = step_branch(st, insn, next, path_ends);
+                    st.pc = next;
+                }
+                break;
+            }
+            }
+            if (!done) {
+                return done.error();
+            }
+        }
+        if (path_ends) {
+            end_path(st);
+            if (_pending.empty()) {
+                break;
+            }
+            st = std::move(_pending.back());
+            _pending.pop_back();
+        }
+    }
+    if (auto depths = check_stack_depths(); !depths) {
+        return depths.error();
+    }
+
+    verification_result result;
+    result.facts.resize(_code.size());
+    for (std::size_t pc = 0; pc < _code.size(); ++pc) {
+        result.facts[pc].reachable = _reachable[pc];
+        if (_lookup_map[pc] >= 0) {
+            result.facts[pc].constant_map = static_cast<std::uint32_t>(_lookup_map[pc]);
+        }
+    }
+    result.instructions_processed = _processed;
+    result.states_explored = _states;
+    result.peak_states = _peak_states;
+    if (_options.log_level >= 1) {
+        _log += fmt::format("verification accepted: processed {} instructions, {} states explored, peak {} states\n",
+                            _processed, _states, _peak_states);
+    }
+    result.log = std::move(_log);
+    return result;
+}
+
+expected<bool> analyzer::visit(verifier_state& st) {
+    const std::size_t pc = st.pc;
+    auto& list = _explored[pc];
+    const bool bounded_by_runtime = _structure.callback_entry[pc] || program_structure::is_may_goto(_code[pc]);
+    explored_node* ancestor = nullptr;
+    for (const auto& node : list) {
+        if (node->live_paths == 0) {
+            if (covers(node->state, st, false)) {
+                return true;
+            }
+            continue;
+        }
+        // A state still being explored is an ancestor of this path: we came back to it around a loop.
+        if (bounded_by_runtime) {
+            if (covers(node->state, st, false)) {
+                return true;
+            }
+            ancestor = node.get();
+        } else if (covers(node->state, st, true)) {
+            return reject(st, pc,
+                          {fmt::format("the loop through instruction {} never ends: the path comes back here with "
+                                       "exactly the state it had before (infinite loop)",
+                                       pc),
+                           "make the loop's exit condition depend on a counter that changes at every iteration "
+                           "and has a constant bound"});
+        }
+    }
+    if (ancestor != nullptr) {
+        widen(st, ancestor->state);
+    }
+    if (list.size() >= max_states_per_instruction) {
+        const auto completed = std::find_if(list.begin(), list.end(), [](const auto& n) { return n->live_paths == 0; });
+        if (completed == list.end()) {
+            return false;
+        }
+        list.erase(completed);
+        --_live_states;
+    }
+    auto node = std::make_unique<explored_node>();
+    node->state = st;
+    node->state.path.reset();
+    node->state.parent = nullptr;
+    node->live_paths = 1;
+    node->parent = st.parent;
+    st.parent = node.get();
+    list.push_back(std::move(node));
+    ++_states;
+    ++_live_states;
+    _peak_states = std::max(_peak_states, _live_states);
+    return false;
+}
+
+bool analyzer::reg_covers(const reg_state& old, const reg_state& cur, bool exact) const {
+    if (exact) {
+        return old == cur;
+    }
+    if (old.type == reg_type::not_init) {
+        return true;
+    }
+    if (old.type != cur.type) {
+        return false;
+    }
+    if (old.type == reg_type::scalar) {
+        return old.value.contains(cur.value);
+    }
+    return old.offset == cur.offset && old.map == cur.map && old.frame == cur.frame &&
+           old.mem_size == cur.mem_size && old.read_only == cur.read_only && cur.range >= old.range &&
+           old.value.contains(cur.value);
+}
+
+bool analyzer::covers(const verifier_state& old, const verifier_state& cur, bool exact) const {
+    if (old.frames.size() != cur.frames.size() || old.refs.size() != cur.refs.size()) {
+        return false;
+    }
+    id_map ids;
+    const auto reg_ok = [&](const reg_state& o, const reg_state& c) {
+        if (!reg_covers(o, c, exact)) {
+            return false;
+        }
+        if (exact || o.type == reg_type::not_init) {
+            return true;
+        }
+        return ids.match(o.id, c.id) && ids.match(o.ref, c.ref);
+    };
+    for (std::size_t i = 0; i < old.refs.size(); ++i) {
+        if (!ids.match(old.refs[i].id, cur.refs[i].id)) {
+            return false;
+        }
+    }
+    for (std::size_t f = 0; f < old.frames.size(); ++f) {
+        const func_state& of = old.frames[f];
+        const func_state& cf = cur.frames[f];
+        if (of.callsite != cf.callsite || of.function != cf.function || of.callback != cf.callback) {
+            return false;
+        }
+        const std::uint16_t live = live_at(cur, f);
+        for (int r = 0; r < frame_pointer; ++r) {
+            if ((live & (1U << r)) == 0) {
+                continue;
+            }
+            if (!reg_ok(of.regs[static_cast<std::size_t>(r)], cf.regs[static_cast<std::size_t>(r)])) {
+                return false;
+            }
+        }
+        const std::size_t slots = std::max(of.stack.size(), cf.stack.size());
+        const stack_slot empty{};
+        for (std::size_t s = 0; s < slots; ++s) {
+            const stack_slot& os = s < of.stack.size() ? of.stack[s] : empty;
+            const stack_slot& cs = s < cf.stack.size() ? cf.stack[s] : empty;
+            if (exact) {
+                if (!(os == cs)) {
+                    return false;
+                }
+                continue;
+            }
+            if (os.has_spill()) {
+                if (!cs.has_spill() || os.spill_start != cs.spill_start || os.spill_size != cs.spill_size ||
+                    !reg_ok(os.spilled, cs.spilled)) {
+                    return false;
+                }
+            }
+            for (std::size_t b = 0; b < 8; ++b) {
+                switch (os.bytes[b]) {
+                case slot_byte::invalid: break;
+                case slot_byte::misc:
+                    if (cs.bytes[b] == slot_byte::invalid || (cs.bytes[b] == slot_byte::spill && pointer_to_spill(cs))) {
+                        return false;
+                    }
+                    break;
+                case slot_byte::zero:
+                    if (cs.bytes[b] != slot_byte::zero) {
+                        return false;
+                    }
+                    break;
+                case slot_byte::spill:
+                    if (cs.bytes[b] != slot_byte::spill) {
+                        return false;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    return true;
+}
+
+void analyzer::widen(verifier_state& cur, const verifier_state& old) const {
+    if (old.frames.size() != cur.frames.size()) {
+        return;
+    }
+    const auto widen_reg = [](reg_state& c, const reg_state& o) {
+        if (c.is_scalar() && o.is_scalar() && !o.value.contains(c.value)) {
+            c.value = scalar_value::unknown();
+            c.id = 0;
+        }
+    };
+    for (std::size_t f = 0; f < cur.frames.size(); ++f) {
+        func_state& cf = cur.frames[f];
+        const func_state& of = old.frames[f];
+        for (std::size_t r = 0; r < frame_pointer; ++r) {
+            widen_reg(cf.regs[r], of.regs[r]);
+        }
+        for (std::size_t s = 0; s < cf.stack.size() && s < of.stack.size(); ++s) {
+            if (cf.stack[s].has_spill() && of.stack[s].has_spill()) {
+                widen_reg(cf.stack[s].spilled, of.stack[s].spilled);
+            }
+        }
+    }
+}
+
+void analyzer::fork(verifier_state& st, verifier_state branch) {
+    branch.parent = st.parent;
+    if (st.parent != nullptr) {
+        ++st.parent->live_paths;
+    }
+    _pending.push_back(std::move(branch));
+}
+
+void analyzer::end_path(verifier_state& st) {
+    for (explored_node* node = st.parent; node != nullptr; node = node->parent) {
+        if (--node->live_paths > 0) {
+            break;
+        }
+    }
+    st.parent = nullptr;
+}
+
+std::uint16_t analyzer::live_at(const verifier_state& st, std::size_t frame) const {
+    if (frame + 1 == st.frames.size()) {
+        return st.pc < _structure.live_in.size() ? _structure.live_in[st.pc] : 0x3ff;
+    }
+    // A caller's registers matter from the instruction after its call; r0..r5 are rewritten by the return.
+    const std::size_t resume = st.frames[frame + 1].callsite + 1;
+    const std::uint16_t live = resume < _structure.live_in.size() ? _structure.live_in[resume] : 0x3ff;
+    return static_cast<std::uint16_t>(live & 0x3c0);
+}
+
+std::string analyzer::location(std::size_t pc) const {
+    std::string text = fmt::format("instruction {}: {}", pc, disassemble(_code, pc));
+    if (const std::string source = source_of(_input.lines, pc); !source.empty()) {
+        text += fmt::format("    ({})", source);
+    }
+    return text;
+}
+
+std::string analyzer::path_text(const verifier_state& st) const {
+    std::vector<const path_step*> steps;
+    for (const path_step* step = st.path.get(); step != nullptr; step = step->previous.get()) {
+        steps.push_back(step);
+    }
+    if (steps.empty()) {
+        return {};
+    }
+    constexpr std::size_t shown = 12;
+    std::string text = "branches taken at ";
+    if (steps.size() > shown) {
+        text += fmt::format("... ({} earlier) -> ", steps.size() - shown);
+    }
+    const std::size_t first = std::min(steps.size(), shown);
+    for (std::size_t i = first; i-- > 0;) {
+        const path_step& step = *steps[i];
+        std::string condition = disassemble(_code, step.pc);
+        if (const auto cut = condition.find(" goto"); cut != std::string::npos) {
+            condition = condition.substr(0, cut);
+        }
+        text += fmt::format("{} ({}: {}){}", step.pc, condition, step.taken ? "true" : "false", i > 0 ? " -> " : "");
+    }
+    return text;
+}
+
+std::string analyzer::loop_message() const {
+    std::size_t head = _code.size();
+    std::uint64_t most = 0;
+    for (std::size_t pc = 0; pc < _code.size(); ++pc) {
+        const instruction& insn = _code[pc];
+        if (_structure.second_half[pc] || !op::is_jump(insn.opcode)) {
+            continue;
+        }
+        const std::uint8_t operation = op::alu_op(insn.opcode);
+        if (operation == op::jmp_call || operation == op::jmp_exit) {
+            continue;
+        }
+        const std::size_t target = program_structure::jump_target(insn, pc);
+        if (target <= pc && target < _code.size() && _visits[target] > most) {
+            most = _visits[target];
+            head = target;
+        }
+    }
+    if (head == _code.size()) {
+        return fmt::format("the program is too complex to verify: {} instructions were processed over all its paths "
+                           "(the limit, as the kernel's)",
+                           _options.complexity_limit);
+    }
+    return fmt::format("the loop at instruction {} does not end within the verifier's limit: bound its counter ({} "
+                       "instructions processed over all paths, {} of them passes through instruction {})",
+                       head, _options.complexity_limit, most, head);
+}
+
+error analyzer::reject(const verifier_state& st, std::size_t pc, const rejection& why) const {
+    std::string text = location(pc);
+    text += "\n" + why.what;
+    if (const std::string path = path_text(st); !path.empty()) {
+        text += "\non this path: " + path;
+    }
+    if (!why.fix.empty()) {
+        text += "\nfix: " + why.fix;
+    }
+    if (_options.log_level >= 1) {
+        text += fmt::format("\n\nverifier log:\n{}processed {} instructions, {} states explored, peak {} states\n",
+                            _log, _processed, _states, _peak_states);
+    }
+    return error::at(pc, std::move(text));
+}
+
+} // namespace sluice::ebpf::verifier_detail

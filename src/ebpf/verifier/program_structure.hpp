@@ -1,0 +1,42 @@
+// The static shape of a program, before any path is followed (the kernel's check_subprogs and check_cfg): its
+// functions, the control-flow edges, which instructions can be reached at all, which registers are live where
+// (so that pruning ignores dead ones), and where explored states are worth keeping (prune points).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "sluice/ebpf/isa.hpp"
+#include "sluice/ebpf/loader.hpp"
+#include "sluice/expected.hpp"
+
+namespace sluice::ebpf::verifier_detail {
+
+struct function_extent {
+    std::size_t first{};
+    std::size_t end{}; ///< one past the last instruction
+};
+
+struct program_structure {
+    std::vector<function_extent> functions; ///< sorted by first; functions[0] starts at 0
+    std::vector<std::uint32_t> function_at; ///< by instruction
+    std::vector<std::uint16_t> live_in;     ///< by instruction: r0..r9 read before written from here (bit i)
+    std::vector<bool> prune_point;          ///< by instruction
+    std::vector<bool> second_half;          ///< by instruction: the upper slot of an lddw
+    std::vector<bool> callback_entry;       ///< by instruction: a function whose address is taken
+
+    static std::size_t jump_target(const instruction& insn, std::size_t pc);
+    static bool is_conditional_jump(const instruction& insn);
+    static bool is_may_goto(const instruction& insn) { return insn.opcode == (op::cls_jmp | 0xe0); }
+};
+
+/// Builds the structure and refuses what no path can make right: instructions no path reaches, code that runs off
+/// the end of its function, jumps between functions. `describe(pc)` heads each message (index, text, source line).
+/// `helper_arguments(id)` is how many arguments helper `id` reads (for liveness).
+expected<program_structure> analyse_structure(std::span<const instruction> code,
+                                              std::span<const program_function> declared,
+                                              std::string (*describe)(const void*, std::size_t),
+                                              const void* describe_context, int (*helper_arguments)(std::uint32_t));
+
+} // namespace sluice::ebpf::verifier_detail
