@@ -2,6 +2,7 @@
 #include "sluice/ebpf/conformance.hpp"
 
 #include "sluice/ebpf/interpreter.hpp"
+#include "sluice/ebpf/jit.hpp"
 #include "sluice/ebpf/program.hpp"
 
 namespace sluice::ebpf {
@@ -17,7 +18,29 @@ std::uint64_t unwind(std::uint64_t r1, std::uint64_t, std::uint64_t, std::uint64
     return r1;
 }
 
+const helper_table& conformance_helpers() {
+    static const helper_table helpers = [] {
+        helper_table table;
+        table.set(5, "unwind", unwind);
+        return table;
+    }();
+    return helpers;
+}
+
 } // namespace
+
+expected<std::uint64_t> run_conformance_program_jit(std::span<const instruction> code, std::span<std::uint8_t> memory) {
+    if (auto valid = validate(code); !valid) {
+        return valid.error();
+    }
+    auto compiled = jit_program::compile(code, conformance_helpers());
+    if (!compiled) {
+        return compiled.error();
+    }
+    jit_runner runner(*compiled);
+    const auto address = memory.empty() ? std::uintptr_t{0} : reinterpret_cast<std::uintptr_t>(memory.data());
+    return runner.run({address, memory.size(), 0, 0, 0});
+}
 
 expected<std::uint64_t> run_conformance_program(std::span<const instruction> code, std::span<std::uint8_t> memory,
                                                 std::uint64_t instruction_limit) {

@@ -4,7 +4,7 @@
 # one, which the plugin must ignore, and --interpret), the program as hex on stdin; compares stdout with the
 # expected r0 or error text. Prints "N passed, N failed" and fails unless all 313 files pass.
 #
-# usage: conformance_plugin_test.sh PLUGIN CONFORMANCE_HEX DATA_DIR
+# usage: conformance_plugin_test.sh PLUGIN CONFORMANCE_HEX DATA_DIR [ENGINE_OPTION]   (default --interpret; --jit)
 set -u
 plugin=$1
 to_hex=$2
@@ -28,7 +28,7 @@ for file in "$folder"/*.data; do
     if [ "$memory" != "-" ]; then
         arguments+=("$memory")
     fi
-    arguments+=("" "--interpret")
+    arguments+=("" "${4:---interpret}")
     output=$(printf '%s\n' "$program" | "$plugin" "${arguments[@]}")
     status=$?
     case "$expected" in

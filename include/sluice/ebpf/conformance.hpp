@@ -18,4 +18,8 @@ namespace sluice::ebpf {
 expected<std::uint64_t> run_conformance_program(std::span<const instruction> code, std::span<std::uint8_t> memory,
                                                 std::uint64_t instruction_limit);
 
+/// The same contract through the x86-64 JIT (jit.hpp): validated, compiled and run natively. Nothing is checked at
+/// run time and there is no instruction limit, so only programs known to be well-behaved (the suite's) belong here.
+expected<std::uint64_t> run_conformance_program_jit(std::span<const instruction> code, std::span<std::uint8_t> memory);
+
 } // namespace sluice::ebpf

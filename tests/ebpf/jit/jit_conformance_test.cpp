@@ -1,6 +1,7 @@
 // The bpf_conformance suite through the JIT: every .data file in SLUICE_CONFORMANCE_DIR is assembled, compiled to
-// x86-64 and run natively under the suite's contract (conformance.hpp: r1 = memory, r2 = its length, helper 5 is
-// "unwind"), and must give the file's result, as it does in the interpreter (tests/ebpf/conformance_test.cpp).
+// x86-64 and run natively under the suite's contract (conformance.hpp, run_conformance_program_jit: r1 = memory,
+// r2 = its length, helper 5 is "unwind"), and must give the file's result, as it does in the interpreter
+// (tests/ebpf/conformance_test.cpp). The ctest conformance_plugin_jit drives the plugin's --jit the same way.
 
 #include <algorithm>
 #include <cctype>
@@ -14,8 +15,7 @@
 
 #include "conformance_data.hpp"
 #include "sluice/ebpf/assembler.hpp"
-#include "sluice/ebpf/jit.hpp"
-#include "sluice/ebpf/program.hpp"
+#include "sluice/ebpf/conformance.hpp"
 
 namespace {
 
@@ -35,31 +35,6 @@ std::vector<std::filesystem::path> conformance_files() {
     return files;
 }
 
-/// The suite's helper 5: returns r1, and ends the program with r0 = 0 when r1 is 0.
-std::uint64_t unwind(std::uint64_t r1, std::uint64_t, std::uint64_t, std::uint64_t, std::uint64_t,
-                     call_context& context) {
-    if (r1 == 0) {
-        context.stop = true;
-        context.stop_value = 0;
-    }
-    return r1;
-}
-
-sluice::expected<std::uint64_t> run_jit(std::span<const instruction> code, std::span<std::uint8_t> memory) {
-    if (auto valid = validate(code); !valid) {
-        return valid.error();
-    }
-    helper_table helpers;
-    helpers.set(5, "unwind", unwind);
-    auto compiled = jit_program::compile(code, helpers);
-    if (!compiled) {
-        return compiled.error();
-    }
-    jit_runner runner(*compiled);
-    const auto address = memory.empty() ? std::uintptr_t{0} : reinterpret_cast<std::uintptr_t>(memory.data());
-    return runner.run({address, memory.size(), 0, 0, 0});
-}
-
 /// Runs one file through the JIT; the empty string means it passed, anything else says why not.
 std::string run_file(const std::filesystem::path& path) {
     const auto text = sluice::ebpf::testing::read_text_file(path.string());
@@ -76,7 +51,7 @@ std::string run_file(const std::filesystem::path& path) {
         return "assembler: " + code.error().message;
     }
     std::vector<std::uint8_t> memory = test->memory; // private and writable, as the runner's copy
-    const auto outcome = run_jit(*code, memory);
+    const auto outcome = run_conformance_program_jit(*code, memory);
     if (test->error) {
         if (outcome) {
             return fmt::format("expected error '{}', got r0 = {:#x}", *test->error, outcome.value());
