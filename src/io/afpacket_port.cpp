@@ -85,9 +85,8 @@ public:
                 if (filled != 0 || waited || _poll_timeout_ms <= 0) {
                     break;
                 }
-                pollfd readable{_fd, POLLIN | POLLERR, 0};
                 waited = true;
-                if (::poll(&readable, 1, _poll_timeout_ms) <= 0) {
+                if (!detail::wait_readable(_fd, _poll_timeout_ms)) {
                     break;
                 }
                 continue;

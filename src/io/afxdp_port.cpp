@@ -194,11 +194,8 @@ public:
         const std::uint32_t wanted = static_cast<std::uint32_t>(std::min(out.size(), max_batch));
         std::uint32_t index = 0;
         std::uint32_t received = xsk_ring_cons__peek(&_xsk.rx, wanted, &index);
-        if (received == 0 && _poll_timeout_ms > 0) {
-            pollfd readable{_fd, POLLIN, 0};
-            if (::poll(&readable, 1, _poll_timeout_ms) > 0) {
-                received = xsk_ring_cons__peek(&_xsk.rx, wanted, &index);
-            }
+        if (received == 0 && detail::wait_readable(_fd, _poll_timeout_ms)) {
+            received = xsk_ring_cons__peek(&_xsk.rx, wanted, &index);
         }
         if (received == 0) {
             return 0;

@@ -4,6 +4,7 @@
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -91,6 +92,31 @@ expected<interface_info> query_interface(std::string_view spec, std::string_view
         info.rx_queues = queues == 0 ? 1 : queues;
     }
     return info;
+}
+
+bool wait_readable(int fd, int timeout_ms) {
+    if (timeout_ms <= 0) {
+        return false;
+    }
+    pollfd readable{fd, POLLIN, 0};
+    const int ready = ::poll(&readable, 1, timeout_ms);
+    if (ready <= 0) {
+        return false;
+    }
+    if ((readable.revents & POLLIN) != 0) {
+        return true;
+    }
+    int pending = 0;
+    socklen_t length = sizeof pending;
+    (void)::getsockopt(fd, SOL_SOCKET, SO_ERROR, &pending, &length); // fails harmlessly on a TAP's fd
+    idle(timeout_ms);
+    return false;
+}
+
+void idle(int timeout_ms) {
+    if (timeout_ms > 0) {
+        ::poll(nullptr, 0, timeout_ms);
+    }
 }
 
 void release_frame(xdp::frame* item, xdp::frame_pool& fallback) {

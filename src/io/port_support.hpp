@@ -46,6 +46,14 @@ struct interface_info {
 };
 expected<interface_info> query_interface(std::string_view spec, std::string_view name);
 
+/// Waits up to `timeout_ms` for `fd` to become readable. When the socket or device reports an error instead (its
+/// interface went away: ENETDOWN, ENXIO, EBADFD), the socket's pending error is read (which clears it) and the call
+/// sleeps for the timeout anyway, so that a worker calling rx_batch() in a loop on a dead port waits instead of
+/// spinning. True when there is something to read.
+bool wait_readable(int fd, int timeout_ms);
+/// Sleeps for `timeout_ms`: what a port does instead of returning at once when its device is gone.
+void idle(int timeout_ms);
+
 /// Gives a frame back to the pool it came from (the caller's pool unless the frame knows better).
 void release_frame(xdp::frame* item, xdp::frame_pool& fallback);
 

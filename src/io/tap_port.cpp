@@ -76,10 +76,16 @@ public:
                 if (errno == EINTR) {
                     continue;
                 }
-                if (errno == EAGAIN && filled == 0 && !waited && _poll_timeout_ms > 0) {
-                    pollfd readable{_fd, POLLIN, 0};
+                if (errno != EAGAIN) {
+                    // EBADFD: the device was deleted under us. Wait as for an idle device instead of spinning.
+                    if (filled == 0) {
+                        detail::idle(_poll_timeout_ms);
+                    }
+                    break;
+                }
+                if (filled == 0 && !waited) {
                     waited = true;
-                    if (::poll(&readable, 1, _poll_timeout_ms) > 0) {
+                    if (detail::wait_readable(_fd, _poll_timeout_ms)) {
                         continue;
                     }
                 }

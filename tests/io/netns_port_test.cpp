@@ -302,6 +302,39 @@ TEST_F(veth_ports, afpacket_sends_received_frames_back_and_does_not_see_its_own_
     EXPECT_EQ(_pool.outstanding(), 0U);
 }
 
+// When the interface goes away under a port (the veth is deleted), the port delivers nothing, refuses or counts what
+// it is given, and waits its poll timeout instead of spinning: the engine keeps running and stays responsive.
+void expect_a_quiet_dead_port(port& dead, xdp::frame_pool& pool) {
+    std::array<xdp::frame*, 64> frames{};
+    const auto start = std::chrono::steady_clock::now();
+    for (int round = 0; round < 10; ++round) {
+        EXPECT_EQ(dead.rx_batch(frames), 0U);
+    }
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    EXPECT_GE(elapsed, 50ms) << "10 calls with a 10 ms poll timeout must not return at once (a spinning worker)";
+    xdp::frame* item = pool.acquire();
+    ASSERT_NE(item, nullptr);
+    ASSERT_TRUE(item->resize(60));
+    const std::size_t accepted = dead.tx_batch(std::span<xdp::frame* const>(&item, 1));
+    dead.flush();
+    if (accepted == 0) {
+        pool.release(item);
+    }
+    EXPECT_EQ(pool.outstanding(), 0U);
+}
+
+TEST_F(veth_ports, afxdp_survives_its_interface_going_away) {
+    open("afxdp");
+    ASSERT_TRUE(_sluice->ip("link del " + _sluice_if).ok());
+    expect_a_quiet_dead_port(*_port, _pool);
+}
+
+TEST_F(veth_ports, afpacket_survives_its_interface_going_away) {
+    open("afpacket");
+    ASSERT_TRUE(_sluice->ip("link del " + _sluice_if).ok());
+    expect_a_quiet_dead_port(*_port, _pool);
+}
+
 // The TAP lives in a namespace of its own; its host side is that namespace's stack (10.78.0.1 on the TAP).
 class tap_ports : public ::testing::Test {
 protected:
@@ -330,6 +363,11 @@ protected:
     std::string _tap;
     std::unique_ptr<port> _port;
 };
+
+TEST_F(tap_ports, survives_its_device_going_away) {
+    ASSERT_TRUE(_host->ip("link del " + _tap).ok());
+    expect_a_quiet_dead_port(*_port, _pool);
+}
 
 TEST_F(tap_ports, features) {
     const port_features& features = _port->features();
