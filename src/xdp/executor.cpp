@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "sluice/ebpf/jit.hpp"
+#include "sluice/ebpf/verifier.hpp"
 #include "xdp/checked_memory.hpp"
 
 namespace sluice::xdp {
@@ -132,9 +133,20 @@ expected<executor> executor::create(const ebpf::loaded_object& object, const ebp
 }
 
 expected<void> executor::implementation::compile(const ebpf::helper_table& helpers) {
-    // Per-CPU array lookups the JIT inlines address this worker's slot.
-    const ebpf::jit_options jit_options{.facts = {}, .maps = object->maps(), .cpu = state->cpu};
+    std::vector<ebpf::map_definition> definitions;
     const auto add = [&](const ebpf::loaded_program& candidate, std::string_view role) -> expected<void> {
+        // The verifier's facts let the JIT inline lookups it cannot see through on its own (a map pointer kept in
+        // another register, or from another block). The caller vouched for the program by turning checked mode off;
+        // a program the verifier cannot prove is still compiled, with generic helper calls.
+        ebpf::verifier_input input = ebpf::verifier_input::of(candidate, *object, definitions);
+        input.helpers = &helpers;
+        const auto verified = ebpf::verify(input);
+        // Per-CPU array lookups the JIT inlines address this worker's slot.
+        const ebpf::jit_options jit_options{
+            .facts = verified ? std::span<const ebpf::instruction_facts>(verified->facts)
+                              : std::span<const ebpf::instruction_facts>{},
+            .maps = object->maps(),
+            .cpu = state->cpu};
         auto code = ebpf::jit_program::compile(candidate.code, helpers, jit_options);
         if (!code) {
             sluice::error failure = code.error();
