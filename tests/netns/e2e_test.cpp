@@ -136,14 +136,15 @@ protected:
     }
 
     // Starts the engine with `program` of `object` on the ports opened so far (port 0 passes to `pass_target`).
-    void start(const ebpf::loaded_object& object, const std::string& program, std::optional<std::size_t> pass_target) {
+    void start(const ebpf::loaded_object& object, const std::string& program, std::optional<std::size_t> pass_target,
+               unsigned workers = 1) {
         const ebpf::loaded_program* chosen = object.find_program(program);
         ASSERT_NE(chosen, nullptr) << program;
         xdp::engine_config config;
         for (std::size_t i = 0; i < _ports.size(); ++i) {
             config.ports.push_back({_ports[i].get(), i == 0 ? pass_target : std::nullopt});
         }
-        config.workers = 1;
+        config.workers = workers;
         config.pool = &_pool;
         config.object = &object;
         config.make_program = [&object, chosen](unsigned, ebpf::execution_state& state)
@@ -167,10 +168,11 @@ protected:
         }
     }
 
-    // Waits until port 0 has received `count` frames (or 5 s), then stops the engine and checks its accounting.
-    xdp::port_report finish(std::uint64_t count) {
+    // Waits until port `index` has received `count` frames (or 5 s), then stops the engine and checks its accounting.
+    xdp::port_report finish(std::uint64_t count, std::size_t index = 0) {
         const auto deadline = std::chrono::steady_clock::now() + 5s;
-        while (_engine->report().ports[0].received.packets < count && std::chrono::steady_clock::now() < deadline) {
+        while (_engine->report().ports[index].received.packets < count &&
+               std::chrono::steady_clock::now() < deadline) {
             std::this_thread::sleep_for(10ms);
         }
         std::this_thread::sleep_for(100ms); // the last batch's frames reach their targets
@@ -184,7 +186,7 @@ protected:
                                          << port.accounted().packets;
         }
         EXPECT_EQ(report.pool_outstanding, 0U);
-        return report.ports[0];
+        return report.ports[index];
     }
 
     xdp::frame_pool _pool{1024};
@@ -272,6 +274,42 @@ TEST_F(end_to_end, xdp_drop_makes_datagrams_vanish_and_counts_them) {
     EXPECT_EQ(port.dropped.packets, datagrams);
     EXPECT_EQ(_sender->receive_matching(bytes_of("e2e drop"), 1, 200ms), 0U) << "nothing comes back";
     EXPECT_EQ(receiver->receive_matching(bytes_of("e2e drop"), 1, 200ms), 0U) << "nothing goes through";
+}
+
+// The deployment in small: an AF_XDP port and an AF_PACKET port, two workers (port i on worker i), each port
+// reflecting its own sender's datagrams.
+TEST_F(end_to_end, two_workers_reflect_on_an_afxdp_and_an_afpacket_port) {
+    const auto& object = load(std::string(SLUICE_EXAMPLES_DIR) + "/reflector.o");
+    open("afxdp:" + _vs1);
+    io::port& second = open("afpacket:" + _vs2);
+    // b is the second sender: from its 10.77.0.1 to 10.77.0.9, whose MAC is vs2's.
+    const auto vs2_mac = _sluice->mac_of(_vs2);
+    ASSERT_TRUE(vs2_mac);
+    const auto neighbor = _b->ip("neigh replace 10.77.0.9 lladdr " + mac_text(*vs2_mac) + " dev " +
+                                 unique_interface("eb") + " nud permanent");
+    ASSERT_TRUE(neighbor.ok()) << neighbor.output;
+    auto second_sender = udp_socket::open(*_b, service_ip, sender_udp);
+    ASSERT_TRUE(second_sender);
+    start(object, "reflector", std::nullopt, 2);
+    send("e2e worker 0");
+    for (std::size_t i = 0; i < datagrams; ++i) {
+        ASSERT_TRUE(second_sender->send_to("10.77.0.9", service_udp, payload("e2e worker 1", i)));
+    }
+    EXPECT_EQ(_sender->receive_matching(bytes_of("e2e worker 0"), datagrams, 5s), datagrams);
+    EXPECT_EQ(second_sender->receive_matching(bytes_of("e2e worker 1"), datagrams, 5s), datagrams);
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (_engine->report().ports[1].received.packets < datagrams && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(10ms);
+    }
+    const xdp::port_report first = finish(datagrams);
+    const xdp::engine_report report = _engine->report();
+    EXPECT_EQ(first.transmitted.packets, datagrams);
+    EXPECT_EQ(report.ports[1].name, second.name());
+    EXPECT_EQ(report.ports[1].received.packets, datagrams);
+    EXPECT_EQ(report.ports[1].transmitted.packets, datagrams);
+    ASSERT_EQ(report.workers.size(), 2U);
+    EXPECT_GT(report.workers[0].batches, 0U);
+    EXPECT_GT(report.workers[1].batches, 0U);
 }
 
 } // namespace
