@@ -228,6 +228,44 @@ private:
         return static_cast<std::int64_t>(label->second) - static_cast<std::int64_t>(_line.pc) - 1;
     }
 
+    /// `lddw %rN, map:I` (pseudo_map_idx), `map_value:I:OFFSET` (pseudo_map_idx_value) and `func:LABEL`
+    /// (pseudo_func): relocated forms as the loader leaves them, for verifier tests. nullopt for a plain number.
+    std::optional<expected<std::vector<instruction>>> encode_pseudo_load(std::uint8_t dst) const {
+        const std::string_view text = _line.operands[1];
+        const auto two = [&](std::uint8_t src, std::int64_t imm, std::int64_t upper) {
+            return expected<std::vector<instruction>>{std::vector<instruction>{
+                make(op::lddw, dst, src, 0, static_cast<std::int32_t>(imm)),
+                make(0, 0, 0, 0, static_cast<std::int32_t>(upper))}};
+        };
+        if (text.starts_with("func:")) {
+            const auto label = _labels.find(text.substr(5));
+            if (label == _labels.end()) {
+                return expected<std::vector<instruction>>{fail(fmt::format("label '{}' is not defined", text.substr(5)))};
+            }
+            return two(pseudo_func, static_cast<std::int64_t>(label->second) - static_cast<std::int64_t>(_line.pc) - 1,
+                       0);
+        }
+        if (text.starts_with("map_value:")) {
+            const std::string_view rest = text.substr(10);
+            const auto colon = rest.find(':');
+            const auto index = parse_integer(rest.substr(0, colon));
+            const auto offset = colon == std::string_view::npos ? std::optional<std::int64_t>{0}
+                                                                : parse_integer(rest.substr(colon + 1));
+            if (!index || !offset) {
+                return expected<std::vector<instruction>>{fail(fmt::format("'{}' is not map_value:INDEX:OFFSET", text))};
+            }
+            return two(pseudo_map_idx_value, *index, *offset);
+        }
+        if (text.starts_with("map:")) {
+            const auto index = parse_integer(text.substr(4));
+            if (!index) {
+                return expected<std::vector<instruction>>{fail(fmt::format("'{}' is not map:INDEX", text))};
+            }
+            return two(pseudo_map_idx, *index, 0);
+        }
+        return std::nullopt;
+    }
+
     expected<std::vector<instruction>> encode_alu(std::string_view name, bool is64);
     expected<std::vector<instruction>> encode_jump(std::string_view name, bool is32);
     expected<std::vector<instruction>> encode_call();
@@ -457,6 +495,9 @@ expected<std::vector<instruction>> encoder::encode() {
         auto dst = reg(0);
         if (!dst) {
             return dst.error();
+        }
+        if (auto pseudo = encode_pseudo_load(*dst)) {
+            return *pseudo;
         }
         const auto value = parse_integer(_line.operands[1]);
         if (!value) {

@@ -173,7 +173,7 @@ expected<void> analyzer::call_helper(verifier_state& st, const instruction& insn
     const std::size_t pc = st.pc;
     const auto id = static_cast<std::uint32_t>(insn.imm);
     const std::string_view kernel_name = kernel_helper_name(id);
-    const std::string name = kernel_name.empty() ? fmt::format("helper {}", id) : fmt::format("bpf_{}", kernel_name);
+    const std::string name = kernel_name.empty() ? fmt::format("helper {}", id) : std::string(kernel_name);
     if (_helpers->find(id) == nullptr) {
         return reject(st, pc,
                       {fmt::format("calls {} (helper {}), which sluice does not provide for XDP programs", name, id),

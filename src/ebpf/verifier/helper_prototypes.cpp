@@ -134,12 +134,12 @@ std::optional<std::string> map_refused(std::uint32_t id, map_type type) {
         return std::nullopt;
     case BPF_FUNC_tail_call:
         if (type != map_type::prog_array) {
-            return fmt::format("bpf_tail_call takes a prog_array map, not a {} map", to_string(type));
+            return fmt::format("bpf_tail_call takes a prog_array map, not a map of type {}", to_string(type));
         }
         return std::nullopt;
     case BPF_FUNC_redirect_map:
         if (!redirect_target) {
-            return fmt::format("bpf_redirect_map takes a devmap, devmap_hash, cpumap or xskmap, not a {} map",
+            return fmt::format("bpf_redirect_map takes a devmap, devmap_hash, cpumap or xskmap, not a map of type {}",
                                to_string(type));
         }
         return std::nullopt;
@@ -147,13 +147,13 @@ std::optional<std::string> map_refused(std::uint32_t id, map_type type) {
     case BPF_FUNC_ringbuf_reserve:
     case BPF_FUNC_ringbuf_query:
         if (type != map_type::ringbuf) {
-            return fmt::format("ringbuf helpers take a ringbuf map, not a {} map", to_string(type));
+            return fmt::format("ringbuf helpers take a ringbuf map, not a map of type {}", to_string(type));
         }
         return std::nullopt;
     case BPF_FUNC_for_each_map_elem:
         if (!one_of(type, {BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY,
                            BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH})) {
-            return fmt::format("bpf_for_each_map_elem iterates hash and array maps, not a {} map", to_string(type));
+            return fmt::format("bpf_for_each_map_elem iterates hash and array maps, not a map of type {}", to_string(type));
         }
         return std::nullopt;
     default: return std::nullopt;
