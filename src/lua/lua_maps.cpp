@@ -404,6 +404,7 @@ void fill_from_table(lua_State* L, int index, record& entry) {
 }
 
 int map_key(lua_State* L) {
+    lua_settop(L, 2); // the new record goes above the optional table
     map_handle& handle = check_map(L, 1);
     record& entry = new_record(L, handle.key, nullptr);
     fill_from_table(L, 2, entry);
@@ -411,6 +412,7 @@ int map_key(lua_State* L) {
 }
 
 int map_value(lua_State* L) {
+    lua_settop(L, 2);
     map_handle& handle = check_map(L, 1);
     record& entry = new_record(L, handle.value, nullptr);
     fill_from_table(L, 2, entry);
@@ -567,6 +569,7 @@ bool push_handle(lua_State* L, ebpf::map* target, int key_index, int value_index
 }
 
 bool open_map(lua_State* L) {
+    lua_settop(L, 3); // the handle goes above the optional layouts
     const char* name = lua_tostring(L, 1);
     if (name == nullptr) {
         push_message(L, "maps.open(name): the name must be a string");

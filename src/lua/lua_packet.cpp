@@ -237,6 +237,12 @@ std::uint32_t read_be32(const std::uint8_t* d, std::int64_t o) {
            d[o + 3];
 }
 
+/// A parser's answer for a cut header: one nil, as LuaJIT's `return nil` gives (print shows the same on both).
+int push_nil(lua_State* L) {
+    lua_pushnil(L);
+    return 1;
+}
+
 int push(lua_State* L, std::int64_t value) {
     lua_pushinteger(L, static_cast<lua_Integer>(value));
     return 1;
@@ -331,7 +337,7 @@ int packet_eth(lua_State* L) {
     const packet_view& view = live(L);
     const std::uint8_t* d = view.data;
     if (view.length < 14) {
-        return 0;
+        return push_nil(L);
     }
     std::uint32_t proto = read_be16(d, 12);
     std::int64_t o = 14;
@@ -341,7 +347,7 @@ int packet_eth(lua_State* L) {
             break;
         }
         if (!fits(view, o, 4)) {
-            return 0;
+            return push_nil(L);
         }
         if (vid < 0) {
             vid = read_be16(d, o) & 0x0fffU;
@@ -363,7 +369,7 @@ int packet_vlan(lua_State* L) {
     const packet_view& view = live(L);
     const std::int64_t o = offset_argument(L, 2);
     if (!fits(view, o, 4)) {
-        return 0;
+        return push_nil(L);
     }
     push(L, read_be16(view.data, o) & 0x0fffU);
     push(L, read_be16(view.data, o + 2));
@@ -375,11 +381,11 @@ int packet_ipv4(lua_State* L) {
     const std::uint8_t* d = view.data;
     const std::int64_t o = offset_argument(L, 2);
     if (!fits(view, o, 20)) {
-        return 0;
+        return push_nil(L);
     }
     const std::int64_t header_length = (d[o] & 0x0fU) * 4;
     if ((d[o] >> 4U) != 4 || header_length < 20 || !fits(view, o, header_length)) {
-        return 0;
+        return push_nil(L);
     }
     push(L, d[o + 9]);
     push(L, o + header_length);
@@ -394,7 +400,7 @@ int packet_ipv6(lua_State* L) {
     const std::uint8_t* d = view.data;
     const std::int64_t o = offset_argument(L, 2);
     if (!fits(view, o, 40) || (d[o] >> 4U) != 6) {
-        return 0;
+        return push_nil(L);
     }
     std::uint32_t header = d[o + 6];
     std::int64_t cursor = o + 40;
@@ -404,7 +410,7 @@ int packet_ipv6(lua_State* L) {
             break;
         }
         if (!fits(view, cursor, 2)) {
-            return 0;
+            return push_nil(L);
         }
         const std::int64_t size = header == 44 ? 8 : (std::int64_t{d[cursor + 1]} + 1) * 8;
         header = d[cursor];
@@ -421,11 +427,11 @@ int packet_tcp(lua_State* L) {
     const std::uint8_t* d = view.data;
     const std::int64_t o = offset_argument(L, 2);
     if (!fits(view, o, 20)) {
-        return 0;
+        return push_nil(L);
     }
     const std::int64_t size = (d[o + 12] >> 4U) * 4;
     if (size < 20 || !fits(view, o, size)) {
-        return 0;
+        return push_nil(L);
     }
     push(L, read_be16(d, o));
     push(L, read_be16(d, o + 2));
@@ -437,7 +443,7 @@ int packet_udp(lua_State* L) {
     const packet_view& view = live(L);
     const std::int64_t o = offset_argument(L, 2);
     if (!fits(view, o, 8)) {
-        return 0;
+        return push_nil(L);
     }
     push(L, read_be16(view.data, o));
     push(L, read_be16(view.data, o + 2));
@@ -449,7 +455,7 @@ int packet_icmp(lua_State* L) {
     const packet_view& view = live(L);
     const std::int64_t o = offset_argument(L, 2);
     if (!fits(view, o, 8)) {
-        return 0;
+        return push_nil(L);
     }
     push(L, view.data[o]);
     push(L, view.data[o + 1]);

@@ -148,7 +148,9 @@ struct script_program::implementation final : detail::host {
     expected<std::unique_ptr<engine_slot>> make_slot(std::string_view source, std::string chunk_name) {
         auto slot = std::make_unique<engine_slot>();
         slot->chunk_name = chunk_name;
-        slot->watch.budget = settings.budget;
+        // The top level may create maps (an LRU hash of 65536 entries takes milliseconds): it gets a second of CPU.
+        slot->watch.budget_ns = std::max<std::int64_t>(std::chrono::nanoseconds(settings.budget).count(),
+                                                       std::chrono::nanoseconds(std::chrono::seconds(1)).count());
         slot->watch.interrupt = &engine_slot::interrupt;
         slot->watch.opaque = slot.get();
         detail::engine_settings engine_settings;
@@ -173,8 +175,10 @@ struct script_program::implementation final : detail::host {
         slot->watch.enter();
         why = slot->engine->load(source, chunk_name);
         slot->watch.leave();
+        slot->watch.budget_ns = std::chrono::nanoseconds(settings.budget).count();
         if (!why.empty()) {
-            return error{why};
+            // Lua names the chunk in most messages ("filter.lua:3: ..."), not in all (bytecode refused, memory).
+            return error{why.starts_with(chunk_name) ? why : fmt::format("{}: {}", chunk_name, why)};
         }
         return slot;
     }
@@ -401,7 +405,8 @@ std::uint64_t script_program::version() const {
     return _self->versions.load(std::memory_order_acquire);
 }
 
-void script_program::attach_chaining(ebpf::execution_state& state) {
+void script_program::attach_chaining() {
+    ebpf::execution_state& state = *_self->state;
     state.script = [](void* opaque, ebpf::xdp_context& packet, std::string_view function) {
         return static_cast<implementation*>(opaque)->chain(packet, function);
     };

@@ -54,7 +54,7 @@ private:
             std::chrono::nanoseconds period{std::chrono::milliseconds(1)};
             for (watched* entry : _entries) {
                 check(*entry);
-                period = std::min(period, entry->budget / 4);
+                period = std::min(period, std::chrono::nanoseconds(entry->budget_ns.load(std::memory_order_relaxed) / 4));
             }
             _wake.wait_for(lock, std::max(period, std::chrono::nanoseconds(std::chrono::microseconds(50))));
         }
@@ -76,7 +76,7 @@ private:
             entry.fired = false;
             return;
         }
-        if (!entry.fired && now - entry.started_ns >= entry.budget.count()) {
+        if (!entry.fired && now - entry.started_ns >= entry.budget_ns.load(std::memory_order_relaxed)) {
             entry.fired = true;
             entry.interrupt(entry.opaque, sequence);
         }

@@ -18,7 +18,7 @@ namespace sluice::lua::detail {
 struct watched {
     std::atomic<std::uint64_t> progress{};  ///< odd while a call into Lua runs
     std::atomic<clockid_t> cpu_clock{};     ///< CPU clock of the thread making the call
-    std::chrono::nanoseconds budget{};
+    std::atomic<std::int64_t> budget_ns{}; ///< CPU time a call may use; the worker may change it between calls
     void (*interrupt)(void* opaque, std::uint64_t sequence){};
     void* opaque{};
 

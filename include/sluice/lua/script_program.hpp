@@ -46,9 +46,9 @@
 //   counted exception, one log line a second at most, with the script's line) and the batch goes on with the next
 //   packet. An exhausted budget aborts the packet running and every packet of the batch not yet decided; the next
 //   batch runs normally.
-// - Chaining: attach_chaining(state) makes bpf_sluice_lua(ctx, "fn", len) in eBPF programs run with `state` call
-//   the script's global function fn(pkt); its verdict is the call's result (XDP_ABORTED on failure, counted in
-//   chained_failures).
+// - Chaining: attach_chaining() makes bpf_sluice_lua(ctx, "fn", len) in eBPF programs running with the script's
+//   execution state call the script's global function fn(pkt); its verdict is the call's result (XDP_ABORTED on
+//   failure, counted in chained_failures).
 // - Hot reload: reload() compiles and starts the new script in the caller's thread (any thread), then the worker
 //   swaps states at the start of its next batch: no packet is dropped or run twice, each batch runs wholly on one
 //   version. Maps declared by name survive the reload when the new script declares them alike.
@@ -133,9 +133,10 @@ public:
     /// Versions swapped in so far (0: the first one still runs). Thread-safe.
     std::uint64_t version() const;
 
-    /// Makes bpf_sluice_lua in programs run with `state` call this script (the worker's own state; the program and
-    /// the state must belong to the same worker).
-    void attach_chaining(ebpf::execution_state& state);
+    /// Makes bpf_sluice_lua in eBPF programs that run with this program's execution state (the `state` given to
+    /// create(): the worker's) call this script, so that helpers the script calls (redirect) act on the same packet
+    /// state as the eBPF program's.
+    void attach_chaining();
 
     /// A map the script declared (or opened), by name; nullptr when none. For the control plane and tests.
     ebpf::map* find_map(std::string_view name) const;
