@@ -1,17 +1,21 @@
-// `sluice run`: load an object, prepare its maps, run one program over every packet of a pcap file or the generator,
-// write packets out by action, and report what became of each packet.
-//
-// Control flow per batch: frames from the pool -> the input fills them -> the executor runs the program over the
-// batch -> frames are written to the output file of their action (if any) -> back to the pool. Nothing allocates per
-// packet: the pool, the batch arrays and the writers are set up before the first packet.
+// `sluice run`: load an object, prepare its maps, and run one program on packets, in one of two forms:
+//  - `--in pcap:FILE|gen:SPEC [--out ACTION=FILE]`: one input, one thread; packets are written out by action and the
+//    report counts what became of each packet. Per batch: frames from the pool -> the input fills them -> the program
+//    runs over the batch -> frames go to the output file of their action (if any) -> back to the pool.
+//  - `--port SPEC [--port SPEC ...] [--pass SPEC] [--workers N] [--duration S]`: the data path engine (xdp/engine.hpp)
+//    over ports (io::open_port: pcap, gen, memory, afxdp, afpacket, tap), N workers, redirects between ports, live
+//    rates every second, a clean stop on SIGINT/SIGTERM and the frame accounting per port at the end.
+// Nothing allocates per packet: pools, batch arrays and writers are set up before the first packet.
 #include "run_command.hpp"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -22,11 +26,15 @@
 #include <vector>
 
 #include "map_json.hpp"
+#include "port_report.hpp"
+#include "program_factory.hpp"
 #include "run_report.hpp"
 #include "sluice/ebpf/helpers.hpp"
 #include "sluice/ebpf/loader.hpp"
 #include "sluice/io/pcap.hpp"
+#include "sluice/io/port.hpp"
 #include "sluice/io/traffic_generator.hpp"
+#include "sluice/xdp/engine.hpp"
 #include "sluice/xdp/executor.hpp"
 #include "sluice/xdp/frame.hpp"
 
@@ -36,6 +44,10 @@ namespace {
 struct run_options {
     std::string file;
     std::string input;
+    std::vector<std::string> ports; ///< --port SPEC: the engine's ports
+    std::string pass;               ///< --pass SPEC: where XDP_PASS frames of every --port go
+    unsigned workers{1};
+    double duration{};              ///< seconds; 0: until the inputs end or a signal
     std::string program;
     std::vector<std::string> outputs;
     std::vector<std::string> maps;
@@ -268,41 +280,49 @@ private:
     clock::time_point _next;
 };
 
-void run(const run_options& options) {
-    auto spec = ebpf::object_spec::open_file(options.file);
-    if (!spec) {
-        fail(spec.error().message);
+/// SIGINT and SIGTERM during a --port run: stop reading, drain the queues, report.
+std::atomic<bool> stop_signal{false};
+
+extern "C" void on_stop_signal(int) { stop_signal.store(true, std::memory_order_relaxed); }
+
+/// Installs the stop handler for SIGINT and SIGTERM, and puts the previous handlers back.
+class stop_signals {
+public:
+    stop_signals() {
+        stop_signal.store(false);
+        struct sigaction action{};
+        action.sa_handler = &on_stop_signal;
+        sigemptyset(&action.sa_mask);
+        sigaction(SIGINT, &action, &_previous_interrupt);
+        sigaction(SIGTERM, &action, &_previous_terminate);
     }
-    for (const std::string& assignment : options.rodata) {
-        if (auto done = spec->set_rodata(assignment); !done) {
-            fail(fmt::format("--set {}: {}", assignment, done.error().message));
-        }
+    ~stop_signals() {
+        sigaction(SIGINT, &_previous_interrupt, nullptr);
+        sigaction(SIGTERM, &_previous_terminate, nullptr);
     }
-    const std::set<std::string> stages = tail_call_stages(*spec);
-    for (const std::string& assignment : options.prog_arrays) {
-        if (auto done = spec->set_prog_array_slot(assignment); !done) {
-            fail(fmt::format("--prog-array {}: {}", assignment, done.error().message));
-        }
-    }
-    const ebpf::helper_table& helpers = ebpf::xdp_helper_table();
-    ebpf::load_options load;
-    load.cpus = 1; // one worker
-    load.check_program = [&helpers](const ebpf::program_spec& program) -> expected<void> {
-        if (auto checked = ebpf::check_helper_calls(program.code, helpers); !checked) {
-            return error{fmt::format("program {}: {}", program.name, checked.error().message)};
-        }
-        return {};
-    };
-    auto object = spec->load(load);
-    if (!object) {
-        fail(object.error().message);
-    }
-    for (const std::string& note : object->notes()) {
-        fmt::print(stderr, "sluice run: note: {}\n", note);
-    }
-    const ebpf::loaded_program& program = choose_program(*object, options, stages);
-    fill_maps(*object, options);
-    const std::vector<std::size_t> dumped = maps_to_dump(*object, options);
+    stop_signals(const stop_signals&) = delete;
+    stop_signals& operator=(const stop_signals&) = delete;
+
+private:
+    struct sigaction _previous_interrupt{};
+    struct sigaction _previous_terminate{};
+};
+
+/// How eBPF programs run: checked mode unless --unchecked; in checked mode a packet's run stops (aborted, counted)
+/// after as many instructions as the kernel's verifier would ever process (BPF_COMPLEXITY_LIMIT_INSNS), since nothing
+/// has proven that the program ends.
+xdp::executor_options execution_options(const run_options& options) {
+    xdp::executor_options executor_options;
+    executor_options.checked = !options.unchecked;
+    executor_options.instruction_limit =
+        options.instruction_limit != 0 ? options.instruction_limit : (options.unchecked ? 0 : checked_default_limit);
+    return executor_options;
+}
+
+/// `--in`: one input, one thread, packets written out by action.
+void run_input(const run_options& options, const ebpf::loaded_object& object, const ebpf::loaded_program& program) {
+    fill_maps(object, options);
+    const std::vector<std::size_t> dumped = maps_to_dump(object, options);
 
     auto input = input_port::open(options.input);
     if (!input) {
@@ -319,16 +339,12 @@ void run(const run_options& options) {
     if (!options.trace) {
         state.trace = &drop_trace;
     }
-    xdp::executor_options executor_options;
-    executor_options.checked = !options.unchecked;
-    // Without a verifier nothing proves that a program ends: in checked mode a packet's run stops (aborted, counted)
-    // after as many instructions as the kernel's verifier would ever process (BPF_COMPLEXITY_LIMIT_INSNS).
-    executor_options.instruction_limit =
-        options.instruction_limit != 0 ? options.instruction_limit : (options.unchecked ? 0 : checked_default_limit);
-    auto executor = xdp::executor::create(*object, program, helpers, state, std::move(executor_options));
+    program_options made_from{options.file, &object, &program, execution_options(options)};
+    auto executor = make_program(made_from, 0, state);
     if (!executor) {
         fail(executor.error().message);
     }
+    xdp::batch_program& runner = **executor;
 
     xdp::frame_pool pool(xdp::max_batch_size);
     std::array<xdp::frame*, xdp::max_batch_size> batch{};
@@ -343,13 +359,13 @@ void run(const run_options& options) {
         const std::size_t acquired = pool.acquire_batch(batch);
         const std::size_t received = input->rx_batch({batch.data(), acquired});
         if (input->errors() != port_errors) {
-            executor->count_port_errors(input->errors() - port_errors);
+            runner.count_port_errors(input->errors() - port_errors);
             port_errors = input->errors();
         }
         for (std::size_t i = 0; i < received; ++i) {
             batch[i]->set_ingress(options.ifindex, 0);
         }
-        executor->run_batch({batch.data(), received}, verdicts);
+        runner.run_batch({batch.data(), received}, verdicts);
         counts.fill(0);
         for (std::size_t i = 0; i < received; ++i) {
             const std::size_t kind = xdp::index(verdicts[i]);
@@ -361,11 +377,11 @@ void run(const run_options& options) {
             }
         }
         pool.release_batch({batch.data(), acquired});
-        progress.update(executor->stats(), input->expected_packets());
+        progress.update(runner.stats(), input->expected_packets());
     }
 
     summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    summary.stats = executor->stats();
+    summary.stats = runner.stats();
     bool failed = false;
     for (output_summary& output : summary.outputs) {
         auto& writer = writers[xdp::index(output.kind)];
@@ -391,7 +407,7 @@ void run(const run_options& options) {
         if (!dumped.empty()) {
             nlohmann::json maps = nlohmann::json::array();
             for (const std::size_t i : dumped) {
-                maps.push_back(dump_map_json(object->map_specs()[i].name, *object->maps()[i]));
+                maps.push_back(dump_map_json(object.map_specs()[i].name, *object.maps()[i]));
             }
             report["maps"] = std::move(maps);
         }
@@ -399,28 +415,198 @@ void run(const run_options& options) {
     } else {
         std::cout << format_table(summary);
         for (const std::size_t i : dumped) {
-            std::cout << dump_map_text(object->map_specs()[i].name, *object->maps()[i]);
+            std::cout << dump_map_text(object.map_specs()[i].name, *object.maps()[i]);
         }
     }
     std::cout.flush();
 
     // Every packet read must be under exactly one outcome; a mismatch is a bug in sluice, and must not pass quietly.
-    if (auto accounted = executor->check_accounting(); !accounted) {
+    if (auto accounted = runner.check_accounting(); !accounted) {
         fmt::print(stderr, "sluice run: {}\n", accounted.error().message);
         failed = true;
     }
-    if (executor->stats().received.packets != input->read()) {
+    if (runner.stats().received.packets != input->read()) {
         fmt::print(stderr, "sluice run: accounting mismatch: {} packets read, {} counted\n", input->read(),
-                   executor->stats().received.packets);
+                   runner.stats().received.packets);
         failed = true;
     }
     if (input->failure()) {
         fmt::print(stderr, "sluice run: {}: {} (the {} packets before it were processed and counted)\n",
-                   options.input, input->failure()->message, executor->stats().received.packets);
+                   options.input, input->failure()->message, runner.stats().received.packets);
         failed = true;
     }
     if (failed) {
         throw CLI::RuntimeError(1);
+    }
+}
+
+/// The frames the engine's pool holds: a batch in flight per port and worker, the 16-frame queues of every worker to
+/// every port, the cpumap rings, with room to spare; at least 4096.
+std::size_t pool_frames(std::size_t ports, unsigned workers) {
+    const std::size_t per_worker = ports * (xdp::max_batch_size + xdp::redirect_bulk_size) + 2 * xdp::max_batch_size;
+    return std::max<std::size_t>(4096, 2 * workers * per_worker + workers * workers * 512);
+}
+
+/// `--port`: the engine over ports, with workers, live rates and the accounting per port.
+void run_ports(const run_options& options, const ebpf::loaded_object& object, const ebpf::loaded_program& program) {
+    if (!options.outputs.empty()) {
+        fail("--out writes the packets of one --in by action; with --port, give the pass target with --pass and "
+             "redirect to ports");
+    }
+    xdp::frame_pool pool(pool_frames(options.ports.size() + (options.pass.empty() ? 0 : 1), options.workers));
+    std::vector<std::unique_ptr<io::port>> ports;
+    for (const std::string& spec : options.ports) {
+        auto opened = io::open_port(spec, pool);
+        if (!opened) {
+            fail(fmt::format("--port {}: {}", spec, opened.error().message));
+        }
+        ports.push_back(std::move(*opened));
+    }
+    std::optional<std::size_t> pass_target;
+    if (!options.pass.empty()) {
+        io::port_options pass_options;
+        pass_options.output = true; // pcap:FILE as a pass target is written, not read
+        auto opened = io::open_port(options.pass, pool, pass_options);
+        if (!opened) {
+            fail(fmt::format("--pass {}: {}", options.pass, opened.error().message));
+        }
+        if (!(*opened)->features().tx) {
+            fail(fmt::format("--pass {}: this port cannot transmit, so it cannot take XDP_PASS frames", options.pass));
+        }
+        pass_target = ports.size();
+        ports.push_back(std::move(*opened));
+    }
+
+    xdp::engine_config config;
+    for (std::size_t i = 0; i < ports.size(); ++i) {
+        config.ports.push_back({ports[i].get(), pass_target && i != *pass_target ? pass_target : std::nullopt});
+    }
+    config.workers = options.workers;
+    config.pool = &pool;
+    config.object = &object;
+    config.attached_options = execution_options(options);
+    const program_options made_from{options.file, &object, &program, execution_options(options)};
+    config.make_program = [made_from](unsigned worker, ebpf::execution_state& state) {
+        return make_program(made_from, worker, state);
+    };
+    const bool trace = options.trace;
+    config.prepare_state = [trace](ebpf::execution_state& state) {
+        if (!trace) {
+            state.trace = &drop_trace;
+        }
+    };
+    auto engine = xdp::engine::create(std::move(config));
+    if (!engine) {
+        fail(engine.error().message);
+    }
+    // After the engine: devmap and cpumap values name its ports and the object's programs, which it resolves.
+    fill_maps(object, options);
+    const std::vector<std::size_t> dumped = maps_to_dump(object, options);
+
+    const bool live = options.progress || options.duration > 0 || ::isatty(STDERR_FILENO) != 0;
+    xdp::engine_report previous;
+    const auto tick = [&](const xdp::engine_report& now) {
+        if (live) {
+            fmt::print(stderr, "{}", format_live(previous, now));
+        }
+        previous = now;
+    };
+    {
+        stop_signals signals;
+        if (auto ran = (*engine)->run(std::chrono::duration<double>(options.duration), &stop_signal, tick); !ran) {
+            fail(ran.error().message);
+        }
+    }
+    if (stop_signal.load()) {
+        fmt::print(stderr, "sluice run: stopped by a signal; queues drained\n");
+    }
+
+    port_run_summary summary;
+    summary.object = options.file;
+    summary.program = program.name;
+    summary.workers = options.workers;
+    summary.checked = !options.unchecked;
+    summary.report = (*engine)->report();
+    summary.notes = (*engine)->notes();
+    if (auto checked = (*engine)->check(); !checked) {
+        summary.accounting_error = checked.error().message;
+    }
+    for (const std::string& note : summary.notes) {
+        fmt::print(stderr, "sluice run: note: {}\n", note);
+    }
+    if (options.json) {
+        nlohmann::json report = format_port_json(summary);
+        if (!dumped.empty()) {
+            nlohmann::json maps = nlohmann::json::array();
+            for (const std::size_t i : dumped) {
+                maps.push_back(dump_map_json(object.map_specs()[i].name, *object.maps()[i]));
+            }
+            report["maps"] = std::move(maps);
+        }
+        std::cout << report.dump(2) << '\n';
+    } else {
+        std::cout << format_port_table(summary);
+        for (const std::size_t i : dumped) {
+            std::cout << dump_map_text(object.map_specs()[i].name, *object.maps()[i]);
+        }
+    }
+    std::cout.flush();
+    if (!summary.accounting_error.empty()) {
+        fmt::print(stderr, "sluice run: {}\n", summary.accounting_error);
+        throw CLI::RuntimeError(1);
+    }
+}
+
+void run(const run_options& options) {
+    if (options.input.empty() == options.ports.empty()) {
+        fail("give the packets either with --in pcap:FILE|gen:SPEC (one input) or with one or more --port SPEC (the "
+             "data path engine), not both");
+    }
+    if (options.ports.empty() && (options.workers != 1 || !options.pass.empty() || options.duration != 0)) {
+        fail("--workers, --pass and --duration go with --port");
+    }
+    if (options.workers == 0 || options.workers > 1024) {
+        fail(fmt::format("--workers {}: between 1 and 1024", options.workers));
+    }
+    if (options.duration < 0) {
+        fail("--duration: seconds, 0 or more");
+    }
+    auto spec = ebpf::object_spec::open_file(options.file);
+    if (!spec) {
+        fail(spec.error().message);
+    }
+    for (const std::string& assignment : options.rodata) {
+        if (auto done = spec->set_rodata(assignment); !done) {
+            fail(fmt::format("--set {}: {}", assignment, done.error().message));
+        }
+    }
+    const std::set<std::string> stages = tail_call_stages(*spec);
+    for (const std::string& assignment : options.prog_arrays) {
+        if (auto done = spec->set_prog_array_slot(assignment); !done) {
+            fail(fmt::format("--prog-array {}: {}", assignment, done.error().message));
+        }
+    }
+    const ebpf::helper_table& helpers = ebpf::xdp_helper_table();
+    ebpf::load_options load;
+    load.cpus = options.workers; // per-CPU map slots and cpumap entries: one per worker
+    load.check_program = [&helpers](const ebpf::program_spec& program) -> expected<void> {
+        if (auto checked = ebpf::check_helper_calls(program.code, helpers); !checked) {
+            return error{fmt::format("program {}: {}", program.name, checked.error().message)};
+        }
+        return {};
+    };
+    auto object = spec->load(load);
+    if (!object) {
+        fail(object.error().message);
+    }
+    for (const std::string& note : object->notes()) {
+        fmt::print(stderr, "sluice run: note: {}\n", note);
+    }
+    const ebpf::loaded_program& program = choose_program(*object, options, stages);
+    if (options.ports.empty()) {
+        run_input(options, *object, program);
+    } else {
+        run_ports(options, *object, program);
     }
 }
 
@@ -439,11 +625,32 @@ void add_run_command(CLI::App& app) {
         "of the bytes (\"0a000001\"), arrays of byte values ([10, 0, 0, 1]), or integers for 4- and 8-byte keys and "
         "values (stored little-endian, as the program reads them). Per-CPU maps take \"values\": [V0, V1, ...], or "
         "one \"value\" for every CPU. The entries of a --dump-maps --json map have the same form.\n\n"
+        "With --port, sluice runs the data path engine: every port is read in batches of up to 64 frames by its "
+        "worker, XDP_TX sends a frame back out of its port, XDP_PASS to the --pass port, XDP_REDIRECT to the port "
+        "bpf_redirect() or a devmap/devmap_hash entry names (by ifindex: see each port's in the table; a pcap, gen "
+        "or memory port gets a sluice-assigned one from 16777216 up), to another worker through a cpumap, or to an "
+        "in-process AF_XDP socket through an xskmap (library use). A devmap or cpumap value's program field names a "
+        "program of the object by its position among the object's programs, counting from 1 (0: none), as the "
+        "kernel's takes a program fd; it must be an `xdp/devmap` or `xdp/cpumap` program. Rates per port and action "
+        "are printed every second on stderr (with --progress, --duration or a terminal); SIGINT or SIGTERM stops "
+        "reading, drains the queues and prints the final table, where for every port received = dropped + passed + "
+        "transmitted + redirected + aborted + errors.\n\n"
         "Exit status: 0 when every packet was read and counted; 1 on any error (load, options, a truncated or corrupt "
-        "pcap after the packets before it were processed, an output write error).");
+        "pcap after the packets before it were processed, an output write error, a frame accounting mismatch).");
     command->add_option("file", options->file, "BPF ELF object (clang -O2 -g -target bpf -c)")->required();
-    command->add_option("--in", options->input, "Packets: pcap:FILE (pcap or pcapng) or gen:SPEC (see sluice-gen)")
-        ->required();
+    command->add_option("--in", options->input, "Packets: pcap:FILE (pcap or pcapng) or gen:SPEC (see sluice-gen)");
+    command->add_option("--port", options->ports,
+                        "A port for the data path engine: pcap:FILE, gen:SPEC, memory:NAME, afxdp:IFACE[:QUEUE], "
+                        "afpacket:IFACE, tap:NAME; repeatable (instead of --in)");
+    command->add_option("--pass", options->pass,
+                        "With --port: where XDP_PASS frames go (tap:NAME towards the host stack, pcap:FILE written); "
+                        "without it they are counted and dropped");
+    command->add_option("--workers", options->workers,
+                        "With --port: worker threads (default 1); port i is read by worker i % N; "
+                        "bpf_get_smp_processor_id() is the worker's index");
+    command->add_option("--duration", options->duration,
+                        "With --port: stop after this many seconds (default: when every input ends, or on "
+                        "SIGINT/SIGTERM)");
     command->add_option("--prog", options->program, "Program to run (default: the first XDP program that is not a tail-call stage of a prog array)");
     command->add_option("--out", options->outputs,
                         "ACTION=FILE: write packets of ACTION (pass, tx, redirect, drop, aborted) to a pcap file, "

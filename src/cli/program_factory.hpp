@@ -1,0 +1,28 @@
+// How `sluice run` makes the program each worker runs on the XDP hook: one function, so that each program type (an
+// eBPF object today, a Lua script next) is one branch here and the rest of `sluice run` does not change.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "sluice/ebpf/helpers.hpp"
+#include "sluice/ebpf/loader.hpp"
+#include "sluice/expected.hpp"
+#include "sluice/xdp/batch_program.hpp"
+#include "sluice/xdp/executor.hpp"
+
+namespace sluice::cli {
+
+struct program_options {
+    std::string path;                      ///< the file given to `sluice run`
+    const ebpf::loaded_object* object{};   ///< eBPF: the loaded object (lives as long as the programs)
+    const ebpf::loaded_program* program{}; ///< eBPF: the program to run on the hook
+    xdp::executor_options executor;        ///< eBPF: checked mode, engine, instruction limit
+};
+
+/// The program worker `worker` runs; `state` is that worker's execution state (cpu = worker), which outlives it.
+/// Errors name the file and the program.
+expected<std::unique_ptr<xdp::batch_program>> make_program(const program_options& options, unsigned worker,
+                                                           ebpf::execution_state& state);
+
+} // namespace sluice::cli
