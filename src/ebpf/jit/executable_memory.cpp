@@ -47,7 +47,9 @@ executable_memory& executable_memory::operator=(executable_memory&& other) noexc
     return *this;
 }
 
-executable_memory::~executable_memory() { release(); }
+executable_memory::~executable_memory() {
+    release();
+}
 
 void executable_memory::release() {
     if (_base != nullptr) {

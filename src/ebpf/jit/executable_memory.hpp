@@ -23,7 +23,7 @@ public:
     ~executable_memory();
 
     const std::uint8_t* data() const { return _base; }
-    std::size_t size() const { return _size; }         ///< bytes of code
+    std::size_t size() const { return _size; }          ///< bytes of code
     std::size_t mapped_size() const { return _mapped; } ///< whole pages mapped
 
 private:

@@ -66,11 +66,11 @@ struct jit_program::implementation {
     const helper_table* helpers{};
     jit::executable_memory memory;
     std::size_t inlined_lookups{};
-    std::size_t batch_entry{};  ///< offsets into memory
+    std::size_t batch_entry{}; ///< offsets into memory
     std::size_t trampoline{};
     std::size_t main_entry{};
     std::vector<std::pair<std::uint32_t, std::uint32_t>> functions; ///< (instruction, native offset), sorted
-    std::vector<helper_function> callx_table;                        ///< helpers by id, for callx
+    std::vector<helper_function> callx_table;                       ///< helpers by id, for callx
 
     const void* at(std::size_t offset) const { return memory.data() + offset; }
     /// The native entry of the function starting at instruction `pc`, or nullptr.

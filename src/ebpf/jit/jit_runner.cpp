@@ -18,8 +18,9 @@ struct jit_runner::implementation {
     error last;
 
     const jit_program::implementation* find_target(const instruction* code) const {
-        const auto found = std::lower_bound(targets.begin(), targets.end(), code,
-                                            [](const auto& entry, const instruction* key) { return entry.first < key; });
+        const auto found =
+            std::lower_bound(targets.begin(), targets.end(), code,
+                             [](const auto& entry, const instruction* key) { return entry.first < key; });
         return found != targets.end() && found->first == code ? found->second : nullptr;
     }
 
@@ -184,6 +185,8 @@ std::size_t jit_runner::run_batch(std::span<xdp_context* const> contexts, std::s
     return reached;
 }
 
-const error& jit_runner::last_error() const { return _self->last; }
+const error& jit_runner::last_error() const {
+    return _self->last;
+}
 
 } // namespace sluice::ebpf

@@ -94,9 +94,12 @@ private:
     Xbyak::Reg sized(int r, bool wide) const { return wide ? Xbyak::Reg(reg(r)) : Xbyak::Reg(reg(r).cvt32()); }
     Xbyak::Address state(int displacement, int bytes) const {
         switch (bytes) {
-        case 1: return byte[r12 + displacement];
-        case 4: return dword[r12 + displacement];
-        default: return qword[r12 + displacement];
+        case 1:
+            return byte[r12 + displacement];
+        case 4:
+            return dword[r12 + displacement];
+        default:
+            return qword[r12 + displacement];
         }
     }
 
@@ -133,7 +136,7 @@ private:
     const helper_table& _helpers;
     const jit_options& _options;
     jit_program::implementation& _output;
-    std::vector<Xbyak::Label> _labels;           ///< at each instruction, after any prologue
+    std::vector<Xbyak::Label> _labels;                     ///< at each instruction, after any prologue
     std::vector<std::unique_ptr<Xbyak::Label>> _functions; ///< by instruction: the prologue of a function there
     std::vector<map*> _known_maps;                         ///< by instruction: r1's map at a lookup, or nullptr
     Xbyak::Label _stop;
@@ -147,7 +150,6 @@ private:
     };
     std::vector<std::unique_ptr<deferred_error>> _errors;
 };
-
 
 void compiler::find_functions() {
     _functions.resize(_code.size());
@@ -210,8 +212,9 @@ void compiler::find_known_maps() {
         }
         if (ins.opcode == op::lddw) {
             if (ins.dst == 1) {
-                const std::uint64_t value = static_cast<std::uint32_t>(ins.imm) |
-                                            (static_cast<std::uint64_t>(static_cast<std::uint32_t>(_code[pc + 1].imm)) << 32);
+                const std::uint64_t value =
+                    static_cast<std::uint32_t>(ins.imm) |
+                    (static_cast<std::uint64_t>(static_cast<std::uint32_t>(_code[pc + 1].imm)) << 32);
                 r1 = ins.src == op::pseudo_imm64 ? map_at(value) : nullptr;
             }
             ++pc;
@@ -490,8 +493,9 @@ void compiler::emit_instruction(std::size_t at) {
             // The function handle is the interpreter's: the address of the target instruction.
             mov(reg(ins.dst), reinterpret_cast<std::uint64_t>(_code.data() + target_of(at, ins.imm)));
         } else {
-            const std::uint64_t value = static_cast<std::uint32_t>(ins.imm) |
-                                        (static_cast<std::uint64_t>(static_cast<std::uint32_t>(_code[at + 1].imm)) << 32);
+            const std::uint64_t value =
+                static_cast<std::uint32_t>(ins.imm) |
+                (static_cast<std::uint64_t>(static_cast<std::uint32_t>(_code[at + 1].imm)) << 32);
             mov(reg(ins.dst), value);
         }
         return;
@@ -658,9 +662,15 @@ void compiler::emit_divide(const instruction& ins, bool wide, bool modulo) {
 void compiler::emit_shift(const instruction& ins, bool wide) {
     const auto shift = [&](const Xbyak::Operand& target, const Xbyak::Reg8& count) {
         switch (op::alu_op(ins.opcode)) {
-        case op::alu_lsh: shl(target, count); break;
-        case op::alu_rsh: shr(target, count); break;
-        default: sar(target, count); break;
+        case op::alu_lsh:
+            shl(target, count);
+            break;
+        case op::alu_rsh:
+            shr(target, count);
+            break;
+        default:
+            sar(target, count);
+            break;
         }
     };
     const Xbyak::Reg dst = sized(ins.dst, wide);
@@ -673,9 +683,15 @@ void compiler::emit_shift(const instruction& ins, bool wide) {
             return;
         }
         switch (op::alu_op(ins.opcode)) {
-        case op::alu_lsh: shl(dst, count); break;
-        case op::alu_rsh: shr(dst, count); break;
-        default: sar(dst, count); break;
+        case op::alu_lsh:
+            shl(dst, count);
+            break;
+        case op::alu_rsh:
+            shr(dst, count);
+            break;
+        default:
+            sar(dst, count);
+            break;
         }
         return;
     }
@@ -721,7 +737,8 @@ void compiler::emit_jump(std::size_t at, const instruction& ins) {
     if (operation == op::jmp_jset) {
         if (immediate) {
             if (wide) {
-                test(reg(ins.dst), static_cast<std::uint32_t>(ins.imm)); // imm32 sign-extended, as the interpreter's 64-bit imm
+                test(reg(ins.dst),
+                     static_cast<std::uint32_t>(ins.imm)); // imm32 sign-extended, as the interpreter's 64-bit imm
             } else {
                 test(dst, static_cast<std::uint32_t>(ins.imm));
             }
@@ -736,18 +753,41 @@ void compiler::emit_jump(std::size_t at, const instruction& ins) {
     Xbyak::Label& target = _labels[target_of(at, ins.offset)];
     const Xbyak::CodeGenerator::LabelType kind = target_of(at, ins.offset) <= at ? T_AUTO : T_NEAR;
     switch (operation) {
-    case op::jmp_jeq: je(target, kind); break;
-    case op::jmp_jgt: ja(target, kind); break;
-    case op::jmp_jge: jae(target, kind); break;
-    case op::jmp_jset: jnz(target, kind); break;
-    case op::jmp_jne: jne(target, kind); break;
-    case op::jmp_jsgt: jg(target, kind); break;
-    case op::jmp_jsge: jge(target, kind); break;
-    case op::jmp_jlt: jb(target, kind); break;
-    case op::jmp_jle: jbe(target, kind); break;
-    case op::jmp_jslt: jl(target, kind); break;
-    case op::jmp_jsle: jle(target, kind); break;
-    default: break;
+    case op::jmp_jeq:
+        je(target, kind);
+        break;
+    case op::jmp_jgt:
+        ja(target, kind);
+        break;
+    case op::jmp_jge:
+        jae(target, kind);
+        break;
+    case op::jmp_jset:
+        jnz(target, kind);
+        break;
+    case op::jmp_jne:
+        jne(target, kind);
+        break;
+    case op::jmp_jsgt:
+        jg(target, kind);
+        break;
+    case op::jmp_jsge:
+        jge(target, kind);
+        break;
+    case op::jmp_jlt:
+        jb(target, kind);
+        break;
+    case op::jmp_jle:
+        jbe(target, kind);
+        break;
+    case op::jmp_jslt:
+        jl(target, kind);
+        break;
+    case op::jmp_jsle:
+        jle(target, kind);
+        break;
+    default:
+        break;
     }
 }
 
@@ -776,9 +816,15 @@ void compiler::emit_store(const instruction& ins) {
     if (op::cls(ins.opcode) == op::cls_st) {
         const auto imm = static_cast<std::uint32_t>(ins.imm);
         switch (op::size(ins.opcode)) {
-        case op::size_b: mov(byte[address], imm & 0xff); return;
-        case op::size_h: mov(word[address], imm & 0xffff); return;
-        case op::size_w: mov(dword[address], imm); return;
+        case op::size_b:
+            mov(byte[address], imm & 0xff);
+            return;
+        case op::size_h:
+            mov(word[address], imm & 0xffff);
+            return;
+        case op::size_w:
+            mov(dword[address], imm);
+            return;
         default: // imm32 sign-extended, as the interpreter stores it
             mov(qword[address], static_cast<std::uint64_t>(static_cast<std::int64_t>(ins.imm)));
             return;
@@ -786,10 +832,18 @@ void compiler::emit_store(const instruction& ins) {
     }
     const Xbyak::Reg64& src = reg(ins.src);
     switch (op::size(ins.opcode)) {
-    case op::size_b: mov(byte[address], src.cvt8()); return;
-    case op::size_h: mov(word[address], src.cvt16()); return;
-    case op::size_w: mov(dword[address], src.cvt32()); return;
-    default: mov(qword[address], src); return;
+    case op::size_b:
+        mov(byte[address], src.cvt8());
+        return;
+    case op::size_h:
+        mov(word[address], src.cvt16());
+        return;
+    case op::size_w:
+        mov(dword[address], src.cvt32());
+        return;
+    default:
+        mov(qword[address], src);
+        return;
     }
 }
 
@@ -845,9 +899,15 @@ void compiler::emit_atomic(std::size_t, const instruction& ins) {
     L(retry);
     mov(scratch, old_value);
     switch (ins.imm & ~op::atomic_fetch) {
-    case op::atomic_or: or_(scratch, operand); break;
-    case op::atomic_and: and_(scratch, operand); break;
-    default: xor_(scratch, operand); break;
+    case op::atomic_or:
+        or_(scratch, operand);
+        break;
+    case op::atomic_and:
+        and_(scratch, operand);
+        break;
+    default:
+        xor_(scratch, operand);
+        break;
     }
     lock();
     cmpxchg(slot, scratch);
@@ -960,10 +1020,18 @@ jit_program::jit_program(jit_program&&) noexcept = default;
 jit_program& jit_program::operator=(jit_program&&) noexcept = default;
 jit_program::~jit_program() = default;
 
-std::span<const instruction> jit_program::code() const { return _self->code; }
-const std::uint8_t* jit_program::native_code() const { return _self->memory.data(); }
-std::size_t jit_program::native_size() const { return _self->memory.size(); }
-std::size_t jit_program::inlined_lookups() const { return _self->inlined_lookups; }
+std::span<const instruction> jit_program::code() const {
+    return _self->code;
+}
+const std::uint8_t* jit_program::native_code() const {
+    return _self->memory.data();
+}
+std::size_t jit_program::native_size() const {
+    return _self->memory.size();
+}
+std::size_t jit_program::inlined_lookups() const {
+    return _self->inlined_lookups;
+}
 
 expected<jit_program> jit_program::compile(std::span<const instruction> code, const helper_table& helpers,
                                            const jit_options& options) {

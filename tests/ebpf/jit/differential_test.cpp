@@ -269,9 +269,9 @@ TEST(jit_differential, every_example_program_agrees_on_packets_actions_and_maps)
                 options.checked = false;
                 options.engine = engine == 0 ? xdp::execution_engine::interpreter : xdp::execution_engine::jit;
                 options.log = [](std::string_view) {};
-                auto created = xdp::executor::create(sides[engine].object,
-                                                     *sides[engine].object.find_program(program.name),
-                                                     deterministic_helpers(), sides[engine].state, options);
+                auto created =
+                    xdp::executor::create(sides[engine].object, *sides[engine].object.find_program(program.name),
+                                          deterministic_helpers(), sides[engine].state, options);
                 ASSERT_TRUE(created) << where << ": " << created.error().message;
                 sides[engine].executor.emplace(std::move(*created));
             }
@@ -341,8 +341,8 @@ TEST(jit_differential, generated_programs_agree_on_at_least_ten_thousand_program
     constexpr std::size_t program_count = 2000;
     constexpr std::size_t packets_per_program = 12;
     // A different base each run widens the search over time; the seed of a failure is printed to replay it.
-    const std::uint64_t base_seed = static_cast<std::uint64_t>(
-        std::chrono::system_clock::now().time_since_epoch().count() / 1000 % 1'000'000'000);
+    const std::uint64_t base_seed =
+        static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count() / 1000 % 1'000'000'000);
     std::cout << fmt::format("generated programs from seed {}\n", base_seed);
     const ebpf::helper_table& helpers = ebpf::xdp_helper_table();
     xdp::frame_pool interpreter_pool(1);
@@ -356,7 +356,8 @@ TEST(jit_differential, generated_programs_agree_on_at_least_ten_thousand_program
         testing::generator_options options;
         options.loops = seed % 2 == 0;
         const testing::generated_program program = testing::generate_program(seed, options);
-        const std::string replay = fmt::format("seed {} (loops {}):\n{}", seed, options.loops, testing::describe(program));
+        const std::string replay =
+            fmt::format("seed {} (loops {}):\n{}", seed, options.loops, testing::describe(program));
         auto reference = testing::instantiate(program);
         auto native = testing::instantiate(program);
         ASSERT_TRUE(reference && native) << replay;
@@ -378,8 +379,10 @@ TEST(jit_differential, generated_programs_agree_on_at_least_ten_thousand_program
         const auto verified = ebpf::verify(input);
         verified_count += verified ? 1 : 0;
         const std::span<const ebpf::instruction_facts> facts =
-            verified ? std::span<const ebpf::instruction_facts>(verified->facts) : std::span<const ebpf::instruction_facts>{};
-        auto compiled = ebpf::jit_program::compile(native->code, helpers, {.facts = facts, .maps = native->maps, .cpu = 0});
+            verified ? std::span<const ebpf::instruction_facts>(verified->facts)
+                     : std::span<const ebpf::instruction_facts>{};
+        auto compiled =
+            ebpf::jit_program::compile(native->code, helpers, {.facts = facts, .maps = native->maps, .cpu = 0});
         ASSERT_TRUE(compiled) << replay << compiled.error().message;
         inlined += compiled->inlined_lookups();
         ebpf::jit_runner runner(*compiled);
@@ -406,8 +409,8 @@ TEST(jit_differential, generated_programs_agree_on_at_least_ten_thousand_program
             xdp::frame* item = interpreter_pool.acquire();
             load_frame(*item, inputs[i], static_cast<std::uint32_t>(1 + i % 3));
             reference_state.begin_packet(item->context());
-            auto expected = machine->run({reinterpret_cast<std::uint64_t>(&item->context()), 0, 0, 0, 0},
-                                         &reference_state);
+            auto expected =
+                machine->run({reinterpret_cast<std::uint64_t>(&item->context()), 0, 0, 0, 0}, &reference_state);
             ASSERT_TRUE(expected) << replay << expected.error().message;
             ASSERT_EQ(*expected, results[i]) << replay << "packet " << i;
             const std::string difference = frame_difference(*item, *frames[i]);

@@ -27,10 +27,10 @@ namespace {
 
 using namespace op;
 
-constexpr std::int32_t helper_tail_call = 12;   // BPF_FUNC_tail_call
-constexpr std::int32_t helper_redirect = 23;    // BPF_FUNC_redirect
-constexpr std::int32_t helper_map_lookup = 1;   // BPF_FUNC_map_lookup_elem
-constexpr std::int32_t helper_loop = 181;       // BPF_FUNC_loop
+constexpr std::int32_t helper_tail_call = 12; // BPF_FUNC_tail_call
+constexpr std::int32_t helper_redirect = 23;  // BPF_FUNC_redirect
+constexpr std::int32_t helper_map_lookup = 1; // BPF_FUNC_map_lookup_elem
+constexpr std::int32_t helper_loop = 181;     // BPF_FUNC_loop
 
 instruction alu64_imm(std::uint8_t operation, int dst, std::int32_t imm) {
     return make_instruction(cls_alu64 | src_k | operation, static_cast<std::uint8_t>(dst), 0, 0, imm);
@@ -39,11 +39,21 @@ instruction alu64_reg(std::uint8_t operation, int dst, int src, std::int16_t off
     return make_instruction(cls_alu64 | src_x | operation, static_cast<std::uint8_t>(dst),
                             static_cast<std::uint8_t>(src), offset);
 }
-instruction mov_imm(int dst, std::int32_t imm) { return alu64_imm(alu_mov, dst, imm); }
-instruction mov_reg(int dst, int src) { return alu64_reg(alu_mov, dst, src); }
-instruction exit_program() { return make_instruction(op::exit); }
-instruction call_to(std::int32_t id) { return make_instruction(op::call, 0, op::call_helper, 0, id); }
-instruction call_local_at(std::int32_t relative) { return make_instruction(op::call, 0, call_local, 0, relative); }
+instruction mov_imm(int dst, std::int32_t imm) {
+    return alu64_imm(alu_mov, dst, imm);
+}
+instruction mov_reg(int dst, int src) {
+    return alu64_reg(alu_mov, dst, src);
+}
+instruction exit_program() {
+    return make_instruction(op::exit);
+}
+instruction call_to(std::int32_t id) {
+    return make_instruction(op::call, 0, op::call_helper, 0, id);
+}
+instruction call_local_at(std::int32_t relative) {
+    return make_instruction(op::call, 0, call_local, 0, relative);
+}
 instruction store_reg(std::uint8_t size, int dst, int src, std::int16_t offset) {
     return make_instruction(cls_stx | mode_mem | size, static_cast<std::uint8_t>(dst), static_cast<std::uint8_t>(src),
                             offset);
@@ -99,9 +109,12 @@ std::uint64_t interesting_value(std::mt19937_64& random) {
                                                           63,
                                                           64};
     switch (random() % 3) {
-    case 0: return values[random() % values.size()];
-    case 1: return random() % 80;
-    default: return random();
+    case 0:
+        return values[random() % values.size()];
+    case 1:
+        return random() % 80;
+    default:
+        return random();
     }
 }
 
@@ -121,14 +134,15 @@ std::vector<instruction> random_program(std::mt19937_64& random, std::size_t len
     }
     const auto any_register = [&] { return static_cast<int>(random() % 10); };
     const auto slot_offset = [&](int bytes) {
-        return static_cast<std::int16_t>(-8 * static_cast<int>(1 + random() % 8) + (bytes == 4 ? 4 * (random() % 2) : 0));
+        return static_cast<std::int16_t>(-8 * static_cast<int>(1 + random() % 8) +
+                                         (bytes == 4 ? 4 * (random() % 2) : 0));
     };
     std::vector<std::size_t> jumps; // positions whose offset is set once the body's end is known
     const std::size_t body = code.size();
     static constexpr std::array<std::uint8_t, 13> alu_operations{alu_add, alu_sub, alu_mul, alu_div, alu_or,
                                                                  alu_and, alu_lsh, alu_rsh, alu_neg, alu_mod,
                                                                  alu_xor, alu_mov, alu_arsh};
-    static constexpr std::array<std::uint8_t, 11> conditions{jmp_jeq, jmp_jgt, jmp_jge, jmp_jset, jmp_jne, jmp_jsgt,
+    static constexpr std::array<std::uint8_t, 11> conditions{jmp_jeq,  jmp_jgt, jmp_jge, jmp_jset, jmp_jne, jmp_jsgt,
                                                              jmp_jsge, jmp_jlt, jmp_jle, jmp_jslt, jmp_jsle};
     static constexpr std::array<std::int32_t, 10> atomics{atomic_add,
                                                           atomic_or,
@@ -163,8 +177,8 @@ std::vector<instruction> random_program(std::mt19937_64& random, std::size_t len
                                                 static_cast<std::uint8_t>(src), offset));
             } else {
                 const std::int32_t imm = operation == alu_neg ? 0 : interesting_imm(random);
-                code.push_back(make_instruction(wide | src_k | operation, static_cast<std::uint8_t>(dst), 0, offset,
-                                                imm));
+                code.push_back(
+                    make_instruction(wide | src_k | operation, static_cast<std::uint8_t>(dst), 0, offset, imm));
             }
             break;
         }
@@ -194,8 +208,8 @@ std::vector<instruction> random_program(std::mt19937_64& random, std::size_t len
         case 6: { // loads, sign-extending loads and stores on the stack slots
             static constexpr std::array<std::uint8_t, 4> sizes{size_b, size_h, size_w, size_dw};
             const std::uint8_t size = sizes[random() % 4];
-            const std::int16_t offset = static_cast<std::int16_t>(slot_offset(8) + (random() % 8) / access_bytes(size) *
-                                                                                         access_bytes(size));
+            const std::int16_t offset =
+                static_cast<std::int16_t>(slot_offset(8) + (random() % 8) / access_bytes(size) * access_bytes(size));
             if (random() % 2 == 0) {
                 code.push_back(load_reg(size, dst, 10, offset, size != size_dw && random() % 2 == 0));
             } else if (random() % 2 == 0) {
@@ -278,9 +292,11 @@ TEST(jit, division_corner_cases) {
     };
     const std::uint64_t min64 = std::uint64_t{1} << 63;
     const std::vector<division_case> cases{
-        {cls_alu64 | src_x | alu_div, 0, 7, 0, 1, 2},     {cls_alu64 | src_x | alu_mod, 0, 7, 0, 1, 2},
+        {cls_alu64 | src_x | alu_div, 0, 7, 0, 1, 2},
+        {cls_alu64 | src_x | alu_mod, 0, 7, 0, 1, 2},
         {cls_alu | src_x | alu_mod, 0, 0xffffffff00000007, 0, 1, 2},
-        {cls_alu64 | src_x | alu_div, 1, min64, ~0ULL, 0, 3}, {cls_alu64 | src_x | alu_mod, 1, min64, ~0ULL, 3, 0},
+        {cls_alu64 | src_x | alu_div, 1, min64, ~0ULL, 0, 3},
+        {cls_alu64 | src_x | alu_mod, 1, min64, ~0ULL, 3, 0},
         {cls_alu | src_x | alu_div, 1, 0x80000000, 0xffffffff, 3, 3},
         {cls_alu | src_x | alu_mod, 1, 0x80000000, 0xffffffff, 0, 0},
         {cls_alu64 | src_x | alu_div, 1, static_cast<std::uint64_t>(-7), 2, 4, 5},
@@ -329,9 +345,9 @@ TEST(jit, shifts_through_cl_and_zero_counts_clear_the_upper_half) {
                         code.push_back(alu64_reg(alu_xor, 7, 4));
                         code.push_back(mov_reg(0, 7));
                         code.push_back(exit_program());
-                        expect_same(code, no_helpers, {},
-                                    fmt::format("shift {:#x} class {} r{} by r{} = {}", operation, width, dst, src,
-                                                count));
+                        expect_same(
+                            code, no_helpers, {},
+                            fmt::format("shift {:#x} class {} r{} by r{} = {}", operation, width, dst, src, count));
                     }
                 }
             }
@@ -357,10 +373,21 @@ std::uint64_t stop_with_r1(std::uint64_t r1, std::uint64_t, std::uint64_t, std::
 TEST(jit, helpers_get_r1_to_r5_and_the_call_context_and_r6_to_r9_survive) {
     helper_table helpers;
     helpers.set(100, "sum", sum_arguments);
-    std::vector<instruction> code{mov_imm(1, 1),  mov_imm(2, 20), mov_imm(3, 300), mov_imm(4, 4000), mov_imm(5, 50000),
-                                  mov_imm(6, 6),  mov_imm(7, 7),  mov_imm(8, 8),   mov_imm(9, 9),    call_to(100),
-                                  alu64_reg(alu_add, 0, 6), alu64_reg(alu_add, 0, 7), alu64_reg(alu_add, 0, 8),
-                                  alu64_reg(alu_add, 0, 9), exit_program()};
+    std::vector<instruction> code{mov_imm(1, 1),
+                                  mov_imm(2, 20),
+                                  mov_imm(3, 300),
+                                  mov_imm(4, 4000),
+                                  mov_imm(5, 50000),
+                                  mov_imm(6, 6),
+                                  mov_imm(7, 7),
+                                  mov_imm(8, 8),
+                                  mov_imm(9, 9),
+                                  call_to(100),
+                                  alu64_reg(alu_add, 0, 6),
+                                  alu64_reg(alu_add, 0, 7),
+                                  alu64_reg(alu_add, 0, 8),
+                                  alu64_reg(alu_add, 0, 9),
+                                  exit_program()};
     expect_same(code, helpers, {}, "helper arguments");
     auto compiled = jit_program::compile(code, helpers);
     ASSERT_TRUE(compiled);
@@ -374,8 +401,8 @@ TEST(jit, a_helper_stops_the_program_from_inside_a_local_call) {
     helper_table helpers;
     helpers.set(101, "stop", stop_with_r1);
     // main: r6 = 5; call f; r0 = 99; exit.  f: call g; exit.  g: r1 = 77; call stop; r0 = 1; exit.
-    const std::vector<instruction> code{mov_imm(6, 5),    call_local_at(2), mov_imm(0, 99),   exit_program(),
-                                        call_local_at(1), exit_program(),   mov_imm(1, 77),   call_to(101),
+    const std::vector<instruction> code{mov_imm(6, 5),    call_local_at(2), mov_imm(0, 99), exit_program(),
+                                        call_local_at(1), exit_program(),   mov_imm(1, 77), call_to(101),
                                         mov_imm(0, 1),    exit_program()};
     expect_same(code, helpers, {}, "stop inside a local call");
     auto compiled = jit_program::compile(code, helpers);
@@ -392,15 +419,15 @@ TEST(jit, local_calls_nest_eight_frames_and_no_more) {
     const helper_table no_helpers;
     // f(n): if n == 0 return 0; return f(n - 1) + 1, entered with r1 = depth wanted.
     const std::vector<instruction> code{
-        call_local_at(1),                                  // 0: main calls f at 2
-        exit_program(),                                    // 1
+        call_local_at(1),                                        // 0: main calls f at 2
+        exit_program(),                                          // 1
         make_instruction(cls_jmp | src_k | jmp_jne, 1, 0, 2, 0), // 2: if r1 != 0 goto 5
-        mov_imm(0, 0),                                     // 3
-        exit_program(),                                    // 4
-        alu64_imm(alu_sub, 1, 1),                          // 5
-        call_local_at(-5),                                 // 6: f at 2
-        alu64_imm(alu_add, 0, 1),                          // 7
-        exit_program(),                                    // 8
+        mov_imm(0, 0),                                           // 3
+        exit_program(),                                          // 4
+        alu64_imm(alu_sub, 1, 1),                                // 5
+        call_local_at(-5),                                       // 6: f at 2
+        alu64_imm(alu_add, 0, 1),                                // 7
+        exit_program(),                                          // 8
     };
     for (std::uint64_t depth : {0ULL, 5ULL, 6ULL, 7ULL, 8ULL, 20ULL}) {
         expect_same(code, no_helpers, {depth, 0, 0, 0, 0}, fmt::format("recursion {}", depth));
@@ -637,9 +664,9 @@ TEST(jit, batch_entry_runs_every_context_records_redirects_and_resumes_after_a_f
     const helper_table& helpers = xdp_helper_table();
     // r0 = first packet byte: 4 redirects to ifindex = second byte (bpf_redirect), 9 fails (callx to no helper).
     std::vector<instruction> code{
-        load_reg(size_dw, 2, 1, 0),              // r2 = data
-        load_reg(size_b, 6, 2, 0),               // r6 = data[0]
-        load_reg(size_b, 7, 2, 1),               // r7 = data[1]
+        load_reg(size_dw, 2, 1, 0),                              // r2 = data
+        load_reg(size_b, 6, 2, 0),                               // r6 = data[0]
+        load_reg(size_b, 7, 2, 1),                               // r7 = data[1]
         make_instruction(cls_jmp | src_k | jmp_jne, 6, 0, 4, 4), // not 4: skip the redirect
         mov_reg(1, 7),
         mov_imm(2, 0),
