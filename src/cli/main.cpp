@@ -5,6 +5,7 @@
 #include "disasm_command.hpp"
 #include "features_command.hpp"
 #include "run_command.hpp"
+#include "verify_command.hpp"
 
 int main(int argc, char** argv) {
     CLI::App app{"sluice: run unmodified XDP programs in userspace"};
@@ -13,6 +14,7 @@ int main(int argc, char** argv) {
     sluice::cli::add_run_command(app);
     sluice::cli::add_bench_command(app);
     sluice::cli::add_features_command(app);
+    sluice::cli::add_verify_command(app);
     CLI11_PARSE(app, argc, argv);
     return 0;
 }

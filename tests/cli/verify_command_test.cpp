@@ -114,7 +114,7 @@ TEST_F(verify_command_test, a_rejection_explains_itself_and_exits_1) {
     const result done = sluice({"verify", SLUICE_RUN_FIXTURE});
     EXPECT_EQ(done.status, 1) << done.out << done.err;
     EXPECT_NE(done.out.find("program outcomes: rejected"), std::string::npos) << done.out;
-    EXPECT_NE(done.out.find("map value"), std::string::npos) << "the message names the region: " << done.out;
+    EXPECT_NE(done.out.find("value of map 'scratch'"), std::string::npos) << "the message names the region: " << done.out;
     EXPECT_NE(done.out.find("run_outcomes.c"), std::string::npos) << "the message names the source: " << done.out;
     EXPECT_NE(done.out.find("program printk_pass: verified"), std::string::npos)
         << "one rejection does not hide the other programs' verdicts: " << done.out;
@@ -140,7 +140,7 @@ TEST_F(verify_command_test, json_has_every_verdict) {
     for (const auto& program : report["programs"]) {
         if (program["name"] == "outcomes") {
             EXPECT_FALSE(program["verified"].get<bool>());
-            EXPECT_NE(program["error"]["message"].get<std::string>().find("map value"), std::string::npos);
+            EXPECT_NE(program["error"]["message"].get<std::string>().find("value of map 'scratch'"), std::string::npos);
             EXPECT_TRUE(program["error"].contains("instruction"));
         } else {
             EXPECT_EQ(program["name"], "printk_pass");
@@ -207,7 +207,7 @@ TEST_F(verify_command_test, run_refuses_a_rejected_program_and_no_verify_runs_it
     EXPECT_EQ(refused.out, "") << "nothing ran";
     EXPECT_NE(refused.err.find("sluice run: program outcomes was rejected by the verifier"), std::string::npos)
         << refused.err;
-    EXPECT_NE(refused.err.find("map value"), std::string::npos) << refused.err;
+    EXPECT_NE(refused.err.find("value of map 'scratch'"), std::string::npos) << refused.err;
     EXPECT_NE(refused.err.find("--no-verify"), std::string::npos) << "the way out is named: " << refused.err;
 
     const result forced = sluice({"run", SLUICE_RUN_FIXTURE, "--in", "pcap:" + in, "--no-verify", "--json"});
