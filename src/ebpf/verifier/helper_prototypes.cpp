@@ -48,8 +48,8 @@ const std::vector<helper_proto>& table() {
             {BPF_FUNC_jiffies64, {"bpf_jiffies64", r::integer, {}}},
             {BPF_FUNC_get_prandom_u32, {"bpf_get_prandom_u32", r::integer, {}, false, 0xffff'ffffULL}},
             {BPF_FUNC_get_smp_processor_id, {"bpf_get_smp_processor_id", r::integer, {}, false, 0xffff'ffffULL}},
-            {BPF_FUNC_trace_printk,
-             {"bpf_trace_printk", r::integer, {a::mem, a::const_size, a::anything, a::anything, a::anything}}},
+            // The format's arguments are not typed (ARG_DONTCARE): bpf_printk with fewer leaves r3-r5 unset.
+            {BPF_FUNC_trace_printk, {"bpf_trace_printk", r::integer, {a::mem, a::const_size}}},
             {BPF_FUNC_tail_call, {"bpf_tail_call", r::integer, {a::ctx, a::map_ptr, a::anything}}},
             {BPF_FUNC_loop, {"bpf_loop", r::integer, {a::anything, a::func, a::stack_or_null, a::anything}}},
             // kernel/bpf/bpf_iter.c

@@ -136,5 +136,52 @@ INSTANTIATE_TEST_SUITE_P(LoaderFixtures, VerifierFixture,
                          ::testing::Values("loader_maps", "loader_calls", "loader_legacy_maps", "loader_same_section",
                                            "helpers_end_to_end"));
 
+/// The rejection of the only program of a C object in verifier/data/.
+std::string rejection_of(const std::string& name) {
+    auto spec = object_spec::open_file(std::string(SLUICE_VERIFIER_DATA_DIR) + "/" + name + ".o");
+    EXPECT_TRUE(spec);
+    if (!spec) {
+        return {};
+    }
+    auto object = spec->load();
+    EXPECT_TRUE(object);
+    if (!object) {
+        return {};
+    }
+    std::vector<map_definition> definitions;
+    auto result = verify(verifier_input::of(*object->programs()[0], *object, definitions));
+    EXPECT_FALSE(result) << name << " was accepted";
+    if (result) {
+        return {};
+    }
+    EXPECT_TRUE(result.error().instruction.has_value());
+    return result.error().message;
+}
+
+TEST(VerifierCPrograms, UncheckedPacketReadNamesItsSourceLine) {
+    const std::string message = rejection_of("unsafe_packet_read");
+    EXPECT_NE(message.find("(unsafe_packet_read.c:11: if (eth->h_proto == __builtin_bswap16(ETH_P_IP)))"),
+              std::string::npos)
+        << message;
+    EXPECT_NE(message.find("at packet offset 12..12, but the program only proved 0 bytes of packet"),
+              std::string::npos)
+        << message;
+    EXPECT_NE(message.find("fix: add a check that data + 13 <= data_end before this load"), std::string::npos)
+        << message;
+}
+
+TEST(VerifierCPrograms, UncheckedMapValueNamesItsSourceLine) {
+    const std::string message = rejection_of("unsafe_map_value");
+    EXPECT_NE(message.find("(unsafe_map_value.c:16: *count += 1;)"), std::string::npos) << message;
+    EXPECT_NE(message.find("which may be NULL (pointer to a value of map 'packets' or NULL"), std::string::npos)
+        << message;
+}
+
+TEST(VerifierCPrograms, LoopsCallbacksAndCallsVerify) {
+    const auto verified = verify_object(std::string(SLUICE_VERIFIER_DATA_DIR) + "/safe_loops.o");
+    ASSERT_EQ(verified.size(), 1U);
+    EXPECT_GT(verified[0].result.states_explored, 0U);
+}
+
 } // namespace
 } // namespace sluice::ebpf
