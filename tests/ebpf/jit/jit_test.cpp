@@ -502,6 +502,119 @@ TEST(jit, bpf_loop_calls_back_into_compiled_code) {
     EXPECT_EQ(*result, 7u * 1000 + (0 + 1 + 4 + 9 + 16 + 25 + 36));
 }
 
+TEST(jit, callbacks_nest_until_the_frame_limit_and_fail_alike) {
+    const helper_table& helpers = xdp_helper_table();
+    // main: bpf_loop(1, cb, 0, 0); exit.  cb: bpf_loop(1, cb, 0, 0); r0 = 0; exit — nests until 8 frames.
+    std::vector<instruction> code{mov_imm(1, 1)};
+    append_lddw(code, 2, 0, pseudo_func);
+    code[1].imm = 5; // cb at 7
+    code.push_back(mov_imm(3, 0));
+    code.push_back(mov_imm(4, 0));
+    code.push_back(call_to(helper_loop));
+    code.push_back(exit_program());
+    code.push_back(mov_imm(1, 1)); // 7: cb
+    append_lddw(code, 2, 0, pseudo_func);
+    code[8].imm = -2; // cb at 7
+    code.push_back(mov_imm(3, 0));
+    code.push_back(mov_imm(4, 0));
+    code.push_back(call_to(helper_loop));
+    code.push_back(mov_imm(0, 0));
+    code.push_back(exit_program());
+    execution_state state;
+    expect_same(code, helpers, {}, "nested callbacks", &state);
+    auto compiled = jit_program::compile(code, helpers);
+    ASSERT_TRUE(compiled);
+    jit_runner runner(*compiled);
+    auto result = runner.run({}, &state);
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().message, "callback nests deeper than 8 frames");
+}
+
+TEST(jit, a_stop_inside_a_callback_ends_the_whole_program) {
+    helper_table helpers = xdp_helper_table();
+    helpers.set(101, "stop", stop_with_r1);
+    // main: bpf_loop(5, cb, 0, 0); r0 = 1; exit.  cb: r1 = 55; stop(r1); r0 = 0; exit.
+    std::vector<instruction> code{mov_imm(1, 5)};
+    append_lddw(code, 2, 0, pseudo_func);
+    code[1].imm = 6; // cb at 8
+    code.push_back(mov_imm(3, 0));
+    code.push_back(mov_imm(4, 0));
+    code.push_back(call_to(helper_loop));
+    code.push_back(mov_imm(0, 1));
+    code.push_back(exit_program());
+    code.push_back(mov_imm(1, 55)); // 8: cb
+    code.push_back(call_to(101));
+    code.push_back(mov_imm(0, 0));
+    code.push_back(exit_program());
+    execution_state state;
+    expect_same(code, helpers, {}, "stop in a callback", &state);
+    auto compiled = jit_program::compile(code, helpers);
+    ASSERT_TRUE(compiled);
+    jit_runner runner(*compiled);
+    auto result = runner.run({}, &state);
+    ASSERT_TRUE(result) << result.error().message;
+    EXPECT_EQ(*result, 55u);
+}
+
+TEST(jit, for_each_map_elem_hands_the_callback_key_and_value) {
+    const helper_table& helpers = xdp_helper_table();
+    auto values = create_map({map_type::array, 4, 8, 4, 0, "values"}, 1).value();
+    for (std::uint32_t key = 0; key < 4; ++key) {
+        const std::uint64_t value = 10 * (key + 1);
+        ASSERT_EQ(values->update_elem(&key, &value, 0), 0);
+    }
+    // main: *(fp - 8) = 0; r0 = for_each_map_elem(values, cb, fp - 8, 0); r0 = r0 * 1000 + *(fp - 8).
+    // cb(map, key, value, ctx): *ctx += *value * (*key + 1); *value += 1; return *key == 2.
+    constexpr std::int32_t helper_for_each = 164; // BPF_FUNC_for_each_map_elem
+    std::vector<instruction> code{make_instruction(cls_st | mode_mem | size_dw, 10, 0, -8, 0)};
+    append_lddw(code, 1, reinterpret_cast<std::uint64_t>(values.get()));
+    append_lddw(code, 2, 0, pseudo_func);
+    const std::size_t function_address = code.size() - 2;
+    code.push_back(mov_reg(3, 10));
+    code.push_back(alu64_imm(alu_add, 3, -8));
+    code.push_back(mov_imm(4, 0));
+    code.push_back(call_to(helper_for_each));
+    code.push_back(alu64_imm(alu_mul, 0, 1000));
+    code.push_back(load_reg(size_dw, 1, 10, -8));
+    code.push_back(alu64_reg(alu_add, 0, 1));
+    code.push_back(exit_program());
+    const std::size_t callback = code.size();
+    code.push_back(load_reg(size_w, 6, 2, 0));  // key
+    code.push_back(load_reg(size_dw, 7, 3, 0)); // value
+    code.push_back(mov_reg(8, 6));
+    code.push_back(alu64_imm(alu_add, 8, 1));
+    code.push_back(alu64_reg(alu_mul, 8, 7));
+    code.push_back(load_reg(size_dw, 9, 4, 0));
+    code.push_back(alu64_reg(alu_add, 9, 8));
+    code.push_back(store_reg(size_dw, 4, 9, 0));
+    code.push_back(alu64_imm(alu_add, 7, 1));
+    code.push_back(store_reg(size_dw, 3, 7, 0));
+    code.push_back(mov_imm(0, 0));
+    code.push_back(make_instruction(cls_jmp | src_k | jmp_jne, 6, 0, 1, 2));
+    code.push_back(mov_imm(0, 1));
+    code.push_back(exit_program());
+    code[function_address].imm = static_cast<std::int32_t>(callback - function_address - 1);
+    execution_state state;
+    auto compiled = jit_program::compile(code, helpers);
+    ASSERT_TRUE(compiled) << compiled.error().message;
+    jit_runner runner(*compiled);
+    auto result = runner.run({}, &state);
+    ASSERT_TRUE(result) << result.error().message;
+    EXPECT_EQ(*result, 3u * 1000 + (10 * 1 + 20 * 2 + 30 * 3));
+    for (std::uint32_t key = 0; key < 4; ++key) {
+        std::uint64_t value = 0;
+        ASSERT_EQ(values->lookup_elem(&key, &value), 0);
+        EXPECT_EQ(value, 10 * (key + 1) + (key < 3 ? 1 : 0)) << key;
+        value = 10 * (key + 1); // as before the run, for the interpreter's
+        ASSERT_EQ(values->update_elem(&key, &value, 0), 0);
+    }
+    auto machine = interpreter::create(code, helpers);
+    ASSERT_TRUE(machine);
+    auto expected_result = machine->run({}, &state);
+    ASSERT_TRUE(expected_result);
+    EXPECT_EQ(*expected_result, *result);
+}
+
 // ---- tail calls ----
 
 struct tail_call_fixture {
@@ -577,6 +690,40 @@ TEST(jit, tail_calls_run_the_target_and_stop_at_33) {
     result = unaware.run({reinterpret_cast<std::uint64_t>(&counter), 0, 0, 0, 0}, &fixture.state);
     ASSERT_FALSE(result);
     EXPECT_NE(result.error().message.find("no compiled code"), std::string::npos) << result.error().message;
+}
+
+TEST(jit, a_tail_call_from_a_subprogram_drops_every_frame) {
+    tail_call_fixture fixture;
+    const helper_table& helpers = xdp_helper_table();
+    const auto address = reinterpret_cast<std::uint64_t>(fixture.programs.get());
+    // main: call f; r0 += 1; exit.  f: tail_call(r1, programs, 0); r0 = 7; exit.  target: r0 = 42 + *(u64 *)r1.
+    std::vector<instruction> main_program{call_local_at(2), alu64_imm(alu_add, 0, 1), exit_program()};
+    append_lddw(main_program, 2, address); // 3: f
+    main_program.push_back(mov_imm(3, 0));
+    main_program.push_back(call_to(helper_tail_call));
+    main_program.push_back(mov_imm(0, 7));
+    main_program.push_back(exit_program());
+    const std::vector<instruction> target{load_reg(size_dw, 0, 1, 0), alu64_imm(alu_add, 0, 42), exit_program()};
+    auto runnable = runnable_program::prepare(target, helpers);
+    ASSERT_TRUE(runnable);
+    fixture.registry.add(&target, *runnable);
+    fixture.state.programs = &fixture.registry;
+    ASSERT_EQ(static_cast<prog_array_map&>(*fixture.programs).set(0, &target), 0);
+    auto compiled = jit_program::compile(main_program, helpers);
+    auto compiled_target = jit_program::compile(target, helpers);
+    ASSERT_TRUE(compiled && compiled_target);
+    jit_runner runner(*compiled);
+    runner.add_tail_call_target(*compiled_target);
+    std::uint64_t context = 1000;
+    const std::array<std::uint64_t, 5> arguments{reinterpret_cast<std::uint64_t>(&context), 0, 0, 0, 0};
+    auto result = runner.run(arguments, &fixture.state);
+    ASSERT_TRUE(result) << result.error().message;
+    EXPECT_EQ(*result, 1042u);
+    auto machine = interpreter::create(main_program, helpers);
+    ASSERT_TRUE(machine);
+    auto expected_result = machine->run(arguments, &fixture.state);
+    ASSERT_TRUE(expected_result);
+    EXPECT_EQ(*expected_result, 1042u);
 }
 
 // ---- load-time specialisation ----
