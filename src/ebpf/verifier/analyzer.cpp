@@ -255,11 +255,17 @@ bool analyzer::covers(const verifier_state& old, const verifier_state& cur, bool
             return false;
         }
         const std::uint16_t live = live_at(cur, f);
+        const std::uint16_t precise = exact ? live : precise_at(cur, f);
         for (int r = 0; r < frame_pointer; ++r) {
             if ((live & (1U << r)) == 0) {
                 continue;
             }
-            if (!reg_ok(of.regs[static_cast<std::size_t>(r)], cf.regs[static_cast<std::size_t>(r)])) {
+            const reg_state& o = of.regs[static_cast<std::size_t>(r)];
+            const reg_state& c = cf.regs[static_cast<std::size_t>(r)];
+            if ((precise & (1U << r)) == 0 && o.is_scalar() && c.is_scalar()) {
+                continue; // no value of this number changes what is safe from here
+            }
+            if (!reg_ok(o, c)) {
                 return false;
             }
         }
@@ -354,6 +360,15 @@ std::uint16_t analyzer::live_at(const verifier_state& st, std::size_t frame) con
     const std::size_t resume = st.frames[frame + 1].callsite + 1;
     const std::uint16_t live = resume < _structure.live_in.size() ? _structure.live_in[resume] : 0x3ff;
     return static_cast<std::uint16_t>(live & 0x3c0);
+}
+
+std::uint16_t analyzer::precise_at(const verifier_state& st, std::size_t frame) const {
+    if (frame + 1 == st.frames.size()) {
+        return st.pc < _structure.precise_in.size() ? _structure.precise_in[st.pc] : 0x3ff;
+    }
+    const std::size_t resume = st.frames[frame + 1].callsite + 1;
+    const std::uint16_t precise = resume < _structure.precise_in.size() ? _structure.precise_in[resume] : 0x3ff;
+    return static_cast<std::uint16_t>(precise & 0x3c0);
 }
 
 std::string analyzer::location(std::size_t pc) const {

@@ -79,6 +79,7 @@ private:
     std::string loop_message() const;
     std::uint32_t new_id() { return ++_last_id; }
     std::uint16_t live_at(const verifier_state& st, std::size_t frame) const;
+    std::uint16_t precise_at(const verifier_state& st, std::size_t frame) const;
 
     // ---- analyzer_alu.cpp
     expected<void> step_alu(verifier_state& st, const instruction& insn);

@@ -94,6 +94,67 @@ void uses_and_defs(const instruction& insn, int (*helper_arguments)(std::uint32_
     use = static_cast<std::uint16_t>(bit(insn.dst) | (from_register ? bit(insn.src) : 0));
 }
 
+/// The registers whose values must be exact before `insn`, given those needed after it.
+std::uint16_t needed_before(const instruction& insn, std::uint16_t after, bool in_main,
+                            int (*helper_arguments)(std::uint32_t)) {
+    const auto bit = [](int r) { return static_cast<std::uint16_t>(r < frame_pointer ? 1U << r : 0U); };
+    const bool from_register = op::source(insn.opcode) == op::src_x;
+    const std::uint16_t dst = bit(insn.dst);
+    const std::uint16_t src = from_register ? bit(insn.src) : 0;
+    switch (op::cls(insn.opcode)) {
+    case op::cls_alu:
+    case op::cls_alu64: {
+        const std::uint8_t operation = op::alu_op(insn.opcode);
+        const bool dst_needed = (after & dst) != 0;
+        auto before = static_cast<std::uint16_t>(after & ~dst);
+        if (operation == op::alu_mov) {
+            return static_cast<std::uint16_t>(before | (dst_needed ? src : 0));
+        }
+        if (dst_needed) {
+            before |= static_cast<std::uint16_t>(dst | src);
+        }
+        // A register added to or subtracted from another may be a pointer's offset.
+        if (from_register && (operation == op::alu_add || operation == op::alu_sub)) {
+            before |= static_cast<std::uint16_t>(dst | src);
+        }
+        return before;
+    }
+    case op::cls_ld: return static_cast<std::uint16_t>(after & ~dst);
+    case op::cls_ldx: return static_cast<std::uint16_t>((after & ~dst) | bit(insn.src));
+    case op::cls_st: return static_cast<std::uint16_t>(after | dst);
+    case op::cls_stx: {
+        auto before = static_cast<std::uint16_t>(after | dst | bit(insn.src));
+        if (op::mode(insn.opcode) == op::mode_atomic && insn.imm == op::atomic_cmpxchg) {
+            before |= bit(0);
+        }
+        return before;
+    }
+    default: break;
+    }
+    const std::uint8_t operation = op::alu_op(insn.opcode);
+    if (operation == op::jmp_exit) {
+        return in_main ? 0 : bit(0); // a function's result may be used; the program's return value is not checked
+    }
+    if (operation == op::jmp_call) {
+        int arguments = 5;
+        if (insn.opcode == op::call && insn.src == op::call_helper && helper_arguments != nullptr) {
+            arguments = helper_arguments(static_cast<std::uint32_t>(insn.imm));
+        }
+        auto before = static_cast<std::uint16_t>(after & ~0x3fU);
+        for (int r = 1; r <= arguments; ++r) {
+            before |= bit(r);
+        }
+        if (insn.opcode == op::callx) {
+            before |= dst;
+        }
+        return before;
+    }
+    if (operation == op::jmp_ja || program_structure::is_may_goto(insn)) {
+        return after;
+    }
+    return static_cast<std::uint16_t>(after | dst | src); // a comparison decides which paths exist
+}
+
 } // namespace
 
 expected<program_structure> analyse_structure(std::span<const instruction> code,
@@ -227,6 +288,31 @@ expected<program_structure> analyse_structure(std::span<const instruction> code,
             const auto in = static_cast<std::uint16_t>(use[i] | (out & ~def[i]));
             if (in != s.live_in[i]) {
                 s.live_in[i] = in;
+                changed = true;
+            }
+        }
+    }
+
+    // Precision: backwards, as liveness, but a register is needed only where its value can change what is safe.
+    s.precise_in.assign(size, 0);
+    std::vector<bool> main_function(size, false);
+    for (std::size_t pc = 0; pc < size && !s.functions.empty(); ++pc) {
+        main_function[pc] = s.function_at[pc] == 0;
+    }
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (std::size_t i = size; i-- > 0;) {
+            if (s.second_half[i]) {
+                continue;
+            }
+            std::uint16_t out = 0;
+            for (const std::size_t next : successors[i]) {
+                out |= s.precise_in[next];
+            }
+            const auto in = static_cast<std::uint16_t>(
+                needed_before(code[i], out, main_function[i], helper_arguments) & s.live_in[i]);
+            if (in != s.precise_in[i]) {
+                s.precise_in[i] = in;
                 changed = true;
             }
         }

@@ -22,6 +22,10 @@ struct program_structure {
     std::vector<function_extent> functions; ///< sorted by first; functions[0] starts at 0
     std::vector<std::uint32_t> function_at; ///< by instruction
     std::vector<std::uint16_t> live_in;     ///< by instruction: r0..r9 read before written from here (bit i)
+    /// By instruction: registers whose exact value may matter to safety from here on (a static stand-in for the
+    /// kernel's precision marks): values that flow into comparisons, pointer arithmetic, helper arguments, stores
+    /// and returns from functions. Pruning compares other scalars by type only.
+    std::vector<std::uint16_t> precise_in;
     std::vector<bool> prune_point;          ///< by instruction
     std::vector<bool> second_half;          ///< by instruction: the upper slot of an lddw
     std::vector<bool> callback_entry;       ///< by instruction: a function whose address is taken
