@@ -119,8 +119,14 @@ ino_t current_netns() {
     return ::stat("/proc/thread-self/ns/net", &status) == 0 ? status.st_ino : 0;
 }
 
-// What one attempt at binding needs and gives back; owned by the port once an attempt succeeds.
+// What one attempt at binding needs and gives back; owned by the port once an attempt succeeds. Never copied or
+// moved: libxdp keeps pointers to the ring structures (to unmap them in xsk_socket__delete and xsk_umem__delete), so
+// they live on the heap at one address from xsk_umem__create to the end.
 struct xsk_handles {
+    xsk_handles() = default;
+    xsk_handles(const xsk_handles&) = delete;
+    xsk_handles& operator=(const xsk_handles&) = delete;
+
     xsk_umem* umem{};
     xsk_socket* socket{};
     xsk_ring_prod fill{};
@@ -143,11 +149,11 @@ struct xsk_handles {
 class afxdp_port final : public port {
 public:
     afxdp_port(std::string_view spec, std::string interface, std::uint32_t queue, const detail::interface_info& info,
-               std::uint8_t* area, std::size_t area_bytes, xsk_handles handles, bool generic,
+               std::uint8_t* area, std::size_t area_bytes, std::unique_ptr<xsk_handles> handles, bool generic,
                xdp::frame_pool& caller_pool, const port_options& options)
-        : port(std::string(spec)), _area(area), _area_bytes(area_bytes), _xsk(handles),
+        : port(std::string(spec)), _area(area), _area_bytes(area_bytes), _xsk(std::move(handles)),
           _pool(std::span<std::uint8_t>(area, area_bytes), umem_frame_size), _caller_pool(caller_pool),
-          _fd(xsk_socket__fd(handles.socket)), _queue(queue), _ring_size(options.ring_size),
+          _fd(xsk_socket__fd(_xsk->socket)), _queue(queue), _ring_size(options.ring_size),
           _poll_timeout_ms(static_cast<int>(options.poll_timeout_ms)), _netns(current_netns()) {
         _netns_fd = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
         xdp_options socket_options{};
@@ -175,12 +181,12 @@ public:
         if (_netns_fd >= 0 && current_netns() != _netns) {
             std::thread detach([this] {
                 if (::setns(_netns_fd, CLONE_NEWNET) == 0) {
-                    _xsk.destroy();
+                    _xsk->destroy();
                 }
             });
             detach.join();
         }
-        _xsk.destroy(); // no-op if the thread above did it
+        _xsk->destroy(); // no-op if the thread above did it
         if (_netns_fd >= 0) {
             ::close(_netns_fd);
         }
@@ -193,9 +199,9 @@ public:
         refill();
         const std::uint32_t wanted = static_cast<std::uint32_t>(std::min(out.size(), max_batch));
         std::uint32_t index = 0;
-        std::uint32_t received = xsk_ring_cons__peek(&_xsk.rx, wanted, &index);
+        std::uint32_t received = xsk_ring_cons__peek(&_xsk->rx, wanted, &index);
         if (received == 0 && detail::wait_readable(_fd, _poll_timeout_ms)) {
-            received = xsk_ring_cons__peek(&_xsk.rx, wanted, &index);
+            received = xsk_ring_cons__peek(&_xsk->rx, wanted, &index);
         }
         if (received == 0) {
             return 0;
@@ -203,7 +209,7 @@ public:
         const std::uint64_t timestamp = now_ns();
         std::size_t filled = 0;
         for (std::uint32_t i = 0; i < received; ++i) {
-            const xdp_desc* descriptor = xsk_ring_cons__rx_desc(&_xsk.rx, index + i);
+            const xdp_desc* descriptor = xsk_ring_cons__rx_desc(&_xsk->rx, index + i);
             xdp::frame* item = frame_at(descriptor->addr);
             const std::uint64_t offset = descriptor->addr % umem_frame_size;
             if (item == nullptr) {
@@ -231,14 +237,14 @@ public:
             _stats.rx_bytes += descriptor->len;
             out[filled++] = item;
         }
-        xsk_ring_cons__release(&_xsk.rx, received);
+        xsk_ring_cons__release(&_xsk->rx, received);
         refill();
         return filled;
     }
 
     std::size_t tx_batch(std::span<xdp::frame* const> frames) override {
         reclaim_completions();
-        const std::uint32_t room = xsk_prod_nb_free(&_xsk.tx, static_cast<std::uint32_t>(frames.size()));
+        const std::uint32_t room = xsk_prod_nb_free(&_xsk->tx, static_cast<std::uint32_t>(frames.size()));
         std::size_t count = std::min<std::size_t>(frames.size(), room);
         // Frames of another pool need a UMEM frame to be copied into: stop at the first that cannot get one.
         std::array<std::uint64_t, max_batch> addresses{};
@@ -267,12 +273,12 @@ public:
             return 0;
         }
         std::uint32_t index = 0;
-        const auto reserved = xsk_ring_prod__reserve(&_xsk.tx, static_cast<std::uint32_t>(accepted), &index);
+        const auto reserved = xsk_ring_prod__reserve(&_xsk->tx, static_cast<std::uint32_t>(accepted), &index);
         // nb_free said there was room, and only this thread produces: the reservation cannot fail.
         (void)reserved;
         for (std::size_t i = 0; i < accepted; ++i) {
             xdp::frame* item = frames[i];
-            xdp_desc* descriptor = xsk_ring_prod__tx_desc(&_xsk.tx, index + static_cast<std::uint32_t>(i));
+            xdp_desc* descriptor = xsk_ring_prod__tx_desc(&_xsk->tx, index + static_cast<std::uint32_t>(i));
             descriptor->addr = addresses[i];
             descriptor->len = item->length();
             descriptor->options = 0;
@@ -282,7 +288,7 @@ public:
                 detail::release_frame(item, _caller_pool); // copied: the original goes back at once
             }
         }
-        xsk_ring_prod__submit(&_xsk.tx, static_cast<std::uint32_t>(accepted));
+        xsk_ring_prod__submit(&_xsk->tx, static_cast<std::uint32_t>(accepted));
         _tx_pending += static_cast<std::uint32_t>(accepted);
         return accepted;
     }
@@ -291,7 +297,7 @@ public:
         if (_tx_pending != 0) {
             if (_zero_copy) {
                 // The driver sends on its own; it asks to be woken only when it went idle.
-                if (xsk_ring_prod__needs_wakeup(&_xsk.tx)) {
+                if (xsk_ring_prod__needs_wakeup(&_xsk->tx)) {
                     kick();
                 }
                 _tx_pending = 0;
@@ -323,7 +329,7 @@ private:
     };
 
     // Descriptors in the TX ring that the kernel has not consumed yet.
-    std::uint32_t unsent() { return _ring_size - xsk_prod_nb_free(&_xsk.tx, _ring_size); }
+    std::uint32_t unsent() { return _ring_size - xsk_prod_nb_free(&_xsk->tx, _ring_size); }
 
     bool kick() {
         return ::sendto(_fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0) >= 0 || errno == EAGAIN || errno == EBUSY ||
@@ -339,7 +345,7 @@ private:
     void refill() {
         std::array<xdp::frame*, max_batch> spare{};
         for (;;) {
-            const std::uint32_t room = xsk_prod_nb_free(&_xsk.fill, static_cast<std::uint32_t>(spare.size()));
+            const std::uint32_t room = xsk_prod_nb_free(&_xsk->fill, static_cast<std::uint32_t>(spare.size()));
             const std::size_t wanted = std::min<std::size_t>(room, spare.size());
             if (wanted == 0) {
                 break;
@@ -349,38 +355,38 @@ private:
                 break;
             }
             std::uint32_t index = 0;
-            (void)xsk_ring_prod__reserve(&_xsk.fill, static_cast<std::uint32_t>(got), &index);
+            (void)xsk_ring_prod__reserve(&_xsk->fill, static_cast<std::uint32_t>(got), &index);
             for (std::size_t i = 0; i < got; ++i) {
-                *xsk_ring_prod__fill_addr(&_xsk.fill, index + static_cast<std::uint32_t>(i)) =
+                *xsk_ring_prod__fill_addr(&_xsk->fill, index + static_cast<std::uint32_t>(i)) =
                     _pool.index_of(spare[i]) * std::uint64_t{umem_frame_size};
             }
-            xsk_ring_prod__submit(&_xsk.fill, static_cast<std::uint32_t>(got));
+            xsk_ring_prod__submit(&_xsk->fill, static_cast<std::uint32_t>(got));
             if (got < wanted) {
                 break;
             }
         }
-        if (xsk_ring_prod__needs_wakeup(&_xsk.fill)) {
+        if (xsk_ring_prod__needs_wakeup(&_xsk->fill)) {
             (void)::recvfrom(_fd, nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
         }
     }
 
     void reclaim_completions() {
         std::uint32_t index = 0;
-        const std::uint32_t done = xsk_ring_cons__peek(&_xsk.completion, _ring_size, &index);
+        const std::uint32_t done = xsk_ring_cons__peek(&_xsk->completion, _ring_size, &index);
         for (std::uint32_t i = 0; i < done; ++i) {
-            if (xdp::frame* item = frame_at(*xsk_ring_cons__comp_addr(&_xsk.completion, index + i))) {
+            if (xdp::frame* item = frame_at(*xsk_ring_cons__comp_addr(&_xsk->completion, index + i))) {
                 _pool.release(item);
             }
         }
         if (done != 0) {
-            xsk_ring_cons__release(&_xsk.completion, done);
+            xsk_ring_cons__release(&_xsk->completion, done);
         }
     }
 
     std::uint8_t* _area;
     std::size_t _area_bytes;
     area_unmap _unmap{_area, _area_bytes}; ///< destroyed after _pool (declared before it)
-    xsk_handles _xsk;
+    std::unique_ptr<xsk_handles> _xsk; ///< at a fixed address: libxdp keeps pointers to its rings
     xdp::frame_pool _pool; ///< the UMEM's frames
     xdp::frame_pool& _caller_pool;
     int _fd;
@@ -475,13 +481,20 @@ expected<std::unique_ptr<port>> detail::open_afxdp_port(std::string_view spec, s
         }
         attempts.push_back({mode, static_cast<std::uint16_t>(wakeup | XDP_COPY)});
     }
-    xsk_handles handles;
+    auto handles = std::make_unique<xsk_handles>();
     int status = -EINVAL;
     std::string first_reason;
     bool generic = false;
     for (const attempt& next : attempts) {
         (void)take_library_message();
-        status = try_bind(interface, queue, bytes, area_bytes, ring_size, next.xdp_flags, next.bind_flags, handles);
+        status = try_bind(interface, queue, bytes, area_bytes, ring_size, next.xdp_flags, next.bind_flags, *handles);
+        // A socket closed a moment ago still holds the queue: the kernel releases its buffer pool from a work queue
+        // after close() returns. Wait for that (up to a quarter of a second) before calling the queue busy.
+        for (int retry = 0; status == -EBUSY && retry < 12; ++retry) {
+            ::poll(nullptr, 0, 20);
+            status = try_bind(interface, queue, bytes, area_bytes, ring_size, next.xdp_flags, next.bind_flags,
+                              *handles);
+        }
         if (status == 0) {
             generic = next.xdp_flags == XDP_FLAGS_SKB_MODE;
             break;
@@ -510,7 +523,7 @@ expected<std::unique_ptr<port>> detail::open_afxdp_port(std::string_view spec, s
     port_options used = options;
     used.ring_size = ring_size;
     return std::unique_ptr<port>(std::make_unique<afxdp_port>(spec, std::string(interface), queue, info.value(), bytes,
-                                                              area_bytes, handles, generic, pool, used));
+                                                              area_bytes, std::move(handles), generic, pool, used));
 }
 
 } // namespace sluice::io

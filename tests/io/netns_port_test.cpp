@@ -251,6 +251,19 @@ TEST_F(veth_ports, afxdp_a_second_socket_on_the_same_queue_is_an_error) {
     EXPECT_EQ(send_and_receive("sluice afxdp still", 10), 10U) << "the first socket keeps working";
 }
 
+TEST_F(veth_ports, afxdp_can_be_opened_again_once_closed) {
+    open("afxdp");
+    EXPECT_EQ(send_and_receive("sluice afxdp first", 10), 10U);
+    _port.reset();
+    open("afxdp");
+    EXPECT_EQ(send_and_receive("sluice afxdp second", 10), 10U);
+    _port.reset();
+    open("afxdp");
+    _port.reset();
+    const auto link = _sluice->ip("link show dev " + _sluice_if);
+    EXPECT_EQ(link.output.find("xdp"), std::string::npos) << "no program left behind: " << link.output;
+}
+
 TEST_F(veth_ports, afpacket_features) {
     open("afpacket");
     const port_features& features = _port->features();
