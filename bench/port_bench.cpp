@@ -41,7 +41,11 @@
 #include <fmt/format.h>
 
 #include "netns.hpp"
+#include "sluice/ebpf/helpers.hpp"
+#include "sluice/ebpf/loader.hpp"
 #include "sluice/io/port.hpp"
+#include "sluice/xdp/engine.hpp"
+#include "sluice/xdp/executor.hpp"
 
 namespace {
 
@@ -111,6 +115,8 @@ public:
 
     /// Receivers count only packets that arrive after the window opened (warm-up traffic is not measured).
     const std::atomic<bool>& window_open() const { return _window_start; }
+    /// The sender thread's CPU time so far, for receivers that can only measure the whole process (the engine).
+    double sender_cpu_seconds() const { return static_cast<double>(_sender_cpu_ns.load()) * 1e-9; }
 
 private:
     void send(const std::atomic<bool>& stop, std::atomic<std::uint64_t>& sent) {
@@ -138,6 +144,7 @@ private:
                 pool.release_batch(std::span<sluice::xdp::frame* const>(frames.data() + accepted, count - accepted));
                 port.flush();
                 sent.fetch_add(accepted, std::memory_order_relaxed);
+                _sender_cpu_ns.store(static_cast<std::uint64_t>(thread_cpu_seconds() * 1e9), std::memory_order_relaxed);
             }
         });
     }
@@ -150,6 +157,7 @@ private:
     std::uint32_t _size;
     double _seconds;
     std::atomic<bool> _window_start{false};
+    std::atomic<std::uint64_t> _sender_cpu_ns{0};
 };
 
 // The kernel's own XDP_DROP: r0 = XDP_DROP after counting in a per-CPU array (the count is the measurement).
@@ -384,6 +392,77 @@ std::uint64_t sluice_port(const std::string& spec, const std::atomic<bool>& wind
     return received;
 }
 
+double process_cpu_seconds() {
+    timespec now{};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
+    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
+}
+
+// sluice itself: the engine with one worker running examples/xdp_pass.o (JIT) on the port. Without a pass target a
+// passed frame is counted and released, so this is the whole data path at the cost of the smallest program. The
+// worker's CPU is the process's minus the sender's (the main thread sleeps).
+std::uint64_t sluice_engine(const std::string& spec, const bench& runner, const std::atomic<bool>& stop, double& cpu,
+                            std::string& note) {
+    auto opened_spec = sluice::ebpf::object_spec::open_file(std::string(SLUICE_EXAMPLES_DIR) + "/xdp_pass.o");
+    if (!opened_spec) {
+        note = opened_spec.error().message;
+        return 0;
+    }
+    auto object = opened_spec->load();
+    if (!object) {
+        note = object.error().message;
+        return 0;
+    }
+    const sluice::ebpf::loaded_program* program = object->programs().front().get();
+    sluice::xdp::frame_pool pool(4096);
+    auto opened = sluice::io::open_port(spec, pool);
+    if (!opened) {
+        note = opened.error().message;
+        return 0;
+    }
+    sluice::xdp::engine_config config;
+    config.ports.push_back({opened.value().get(), std::nullopt});
+    config.pool = &pool;
+    config.object = &object.value();
+    config.pin_workers = false;
+    config.make_program = [&](unsigned, sluice::ebpf::execution_state& state)
+        -> sluice::expected<std::unique_ptr<sluice::xdp::batch_program>> {
+        sluice::xdp::executor_options options;
+        options.checked = false;
+        options.engine = sluice::xdp::execution_engine::jit;
+        auto made = sluice::xdp::executor::create(object.value(), *program, sluice::ebpf::xdp_helper_table(), state,
+                                                  options);
+        if (!made) {
+            return made.error();
+        }
+        return std::unique_ptr<sluice::xdp::batch_program>(
+            std::make_unique<sluice::xdp::executor>(std::move(made.value())));
+    };
+    auto engine = sluice::xdp::engine::create(std::move(config));
+    if (!engine || !engine.value()->start()) {
+        note = engine ? "the engine did not start" : engine.error().message;
+        return 0;
+    }
+    while (!runner.window_open().load()) {
+        std::this_thread::sleep_for(1ms);
+    }
+    const std::uint64_t before = engine.value()->report().ports[0].received.packets;
+    const double process_before = process_cpu_seconds();
+    const double sender_before = runner.sender_cpu_seconds();
+    while (!stop.load()) {
+        std::this_thread::sleep_for(1ms);
+    }
+    const std::uint64_t after = engine.value()->report().ports[0].received.packets;
+    cpu = (process_cpu_seconds() - process_before) - (runner.sender_cpu_seconds() - sender_before);
+    engine.value()->request_stop();
+    engine.value()->wait();
+    const auto checked = engine.value()->check();
+    note = fmt::format("xdp_pass.o, JIT, 1 worker; accounting {}; {}", checked ? "balanced" : checked.error().message,
+                       opened.value()->features().mode);
+    engine.value().reset();
+    return after - before;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -432,11 +511,17 @@ int main(int argc, char** argv) {
     add("sluice afxdp port", [&](auto& window, auto& stop, double& cpu, std::string& note) {
         return sluice_port("afxdp:" + receiver_if, window, stop, cpu, note);
     });
+    add("sluice engine afxdp", [&](auto&, auto& stop, double& cpu, std::string& note) {
+        return sluice_engine("afxdp:" + receiver_if, runner, stop, cpu, note);
+    });
     add("bare TPACKET_V3 loop", [&](auto& window, auto& stop, double& cpu, std::string& note) {
         return bare_tpacket_v3(receiver_if, window, stop, cpu, note);
     });
     add("sluice afpacket port", [&](auto& window, auto& stop, double& cpu, std::string& note) {
         return sluice_port("afpacket:" + receiver_if, window, stop, cpu, note);
+    });
+    add("sluice engine afpacket", [&](auto&, auto& stop, double& cpu, std::string& note) {
+        return sluice_engine("afpacket:" + receiver_if, runner, stop, cpu, note);
     });
 
     fmt::print("{}-byte frames on veth, {:.1f} s per variant, sender: AF_PACKET TX ring in another namespace\n", size,
@@ -454,11 +539,11 @@ int main(int argc, char** argv) {
                                             : fmt::format("{:.2f}", results[base].cpu_ns() / results[index].cpu_ns());
     };
     const std::size_t bare_xdp = 1;
-    const std::size_t bare_packet = 3;
+    const std::size_t bare_packet = 4;
     for (std::size_t i = 0; i < results.size(); ++i) {
         const measurement& result = results[i];
-        const std::size_t base = i == 2 ? bare_xdp : bare_packet;
-        const bool compared = i == 2 || i == 4;
+        const std::size_t base = i <= 3 ? bare_xdp : bare_packet;
+        const bool compared = i != 0 && i != bare_xdp && i != bare_packet;
         fmt::print("{:<22} {:>8.3f} {:>8.3f} {:>14.1f} {:>12} {:>12}  {}\n", result.name, result.mpps(),
                    result.offered_mpps(), result.cpu_ns(), compared ? ratio(i, base) : "",
                    compared ? cpu_ratio(i, base) : "", result.note);
