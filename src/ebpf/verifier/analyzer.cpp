@@ -15,6 +15,8 @@ namespace {
 /// Explored states kept per instruction: beyond this, completed ones are replaced (the kernel also forgets states
 /// that never helped). Memory stays bounded; pruning only gets weaker, never unsound.
 constexpr std::size_t max_states_per_instruction = 64;
+/// Instructions processed between two stored states (the kernel's heuristic in is_state_visited).
+constexpr std::uint64_t min_instructions_between_states = 8;
 /// Log level 2 output stops growing here, as the kernel's log buffer does.
 constexpr std::size_t max_log_bytes = 16U << 20;
 
@@ -164,6 +166,7 @@ expected<bool> analyzer::visit(verifier_state& st) {
     auto& list = _explored[pc];
     const bool bounded_by_runtime = _structure.callback_entry[pc] || program_structure::is_may_goto(_code[pc]);
     explored_node* ancestor = nullptr;
+    const std::uint64_t hash = exact_hash(st);
     for (const auto& node : list) {
         if (node->live_paths == 0) {
             if (covers(node->state, st, false)) {
@@ -177,7 +180,7 @@ expected<bool> analyzer::visit(verifier_state& st) {
                 return true;
             }
             ancestor = node.get();
-        } else if (covers(node->state, st, true)) {
+        } else if (node->hash == hash && covers(node->state, st, true)) {
             return reject(st, pc,
                           {fmt::format("the loop through instruction {} never ends: the path comes back here with "
                                        "exactly the state it had before (infinite loop)",
@@ -189,6 +192,12 @@ expected<bool> analyzer::visit(verifier_state& st) {
     if (ancestor != nullptr) {
         widen(st, ancestor->state);
     }
+    // As the kernel, keep a new state only every few instructions: in a tight loop each iteration's state is new
+    // and would only cost comparisons. States where the runtime bounds the loop are always kept (they converge).
+    if (!bounded_by_runtime && _processed - _last_stored < min_instructions_between_states) {
+        return false;
+    }
+    _last_stored = _processed;
     if (list.size() >= max_states_per_instruction) {
         const auto completed = std::find_if(list.begin(), list.end(), [](const auto& n) { return n->live_paths == 0; });
         if (completed == list.end()) {
@@ -201,6 +210,7 @@ expected<bool> analyzer::visit(verifier_state& st) {
     node->state = st;
     node->state.path.reset();
     node->state.parent = nullptr;
+    node->hash = ancestor != nullptr ? exact_hash(st) : hash; // widening changed the state
     node->live_paths = 1;
     node->parent = st.parent;
     st.parent = node.get();
@@ -309,6 +319,48 @@ bool analyzer::covers(const verifier_state& old, const verifier_state& cur, bool
         }
     }
     return true;
+}
+
+std::uint64_t analyzer::exact_hash(const verifier_state& st) const {
+    std::uint64_t h = 0xcbf2'9ce4'8422'2325ULL;
+    const auto mix = [&h](std::uint64_t v) {
+        h ^= v;
+        h *= 0x100'0000'01b3ULL;
+    };
+    const auto mix_reg = [&mix](const reg_state& r) {
+        mix(static_cast<std::uint64_t>(r.type) | (std::uint64_t{r.id} << 8) | (std::uint64_t{r.map} << 40));
+        mix(static_cast<std::uint32_t>(r.offset) | (static_cast<std::uint64_t>(static_cast<std::uint32_t>(r.range)) << 32));
+        mix(r.value.bits.value ^ (r.value.bits.mask << 1) ^ r.value.umin ^ (r.value.umax << 3) ^
+            static_cast<std::uint64_t>(r.value.smin) ^ (static_cast<std::uint64_t>(r.value.smax) << 5));
+    };
+    mix(st.frames.size());
+    mix(st.refs.size());
+    for (std::size_t f = 0; f < st.frames.size(); ++f) {
+        const func_state& frame = st.frames[f];
+        mix(frame.callsite);
+        const std::uint16_t live = live_at(st, f);
+        for (int r = 0; r < frame_pointer; ++r) {
+            if ((live & (1U << r)) != 0) {
+                mix_reg(frame.regs[static_cast<std::size_t>(r)]);
+            }
+        }
+        std::size_t used = frame.stack.size();
+        while (used > 0 && frame.stack[used - 1] == stack_slot{}) {
+            --used; // trailing never-written slots compare equal to missing ones
+        }
+        for (std::size_t s = 0; s < used; ++s) {
+            const stack_slot& slot = frame.stack[s];
+            std::uint64_t bytes = 0;
+            for (const slot_byte b : slot.bytes) {
+                bytes = (bytes << 8) | static_cast<std::uint64_t>(b);
+            }
+            mix(bytes);
+            if (slot.has_spill()) {
+                mix_reg(slot.spilled);
+            }
+        }
+    }
+    return h;
 }
 
 void analyzer::widen(verifier_state& cur, const verifier_state& old) const {

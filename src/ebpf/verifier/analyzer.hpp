@@ -47,6 +47,7 @@ struct verifier_state {
 
 struct explored_node {
     verifier_state state;
+    std::uint64_t hash{}; ///< of what an exact comparison looks at: equal states have equal hashes
     std::size_t live_paths{}; ///< paths still being explored from here (0: the state is proven safe)
     explored_node* parent{};
 };
@@ -70,6 +71,7 @@ private:
     bool covers(const verifier_state& old, const verifier_state& cur, bool exact) const;
     bool reg_covers(const reg_state& old, const reg_state& cur, bool exact) const;
     void widen(verifier_state& cur, const verifier_state& old) const;
+    std::uint64_t exact_hash(const verifier_state& st) const;
     /// Queues `branch` (another way on from the current state) for exploration after the current path.
     void fork(verifier_state& st, verifier_state branch);
     void end_path(verifier_state& st);
@@ -131,6 +133,7 @@ private:
     std::vector<bool> _reachable;
     std::uint32_t _last_id{};
     std::uint64_t _processed{};
+    std::uint64_t _last_stored{}; ///< _processed when the last state was kept
     std::uint64_t _states{};
     std::uint64_t _peak_states{};
     std::uint64_t _live_states{};

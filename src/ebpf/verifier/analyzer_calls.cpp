@@ -472,8 +472,13 @@ expected<void> analyzer::check_stack_depths() const {
     }
     std::string text;
     for (const std::size_t f : worst_chain) {
-        const std::string name = f < _input.functions.size() ? _input.functions[f].name
-                                                              : fmt::format("function at {}", _structure.functions[f].first);
+        const std::size_t first = _structure.functions[f].first;
+        std::string name = fmt::format("function at instruction {}", first);
+        for (const program_function& declared : _input.functions) {
+            if (declared.first == first && !declared.name.empty()) {
+                name = declared.name;
+            }
+        }
         text += fmt::format("{}{} ({} bytes)", text.empty() ? "" : " -> ", name, frame_size(f));
     }
     const std::size_t at = _structure.functions[worst_chain.back()].first;

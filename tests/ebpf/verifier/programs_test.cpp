@@ -7,6 +7,8 @@
 #include <set>
 #include <string>
 
+#include "ebpf/verifier/helper_prototypes.hpp"
+#include "sluice/ebpf/helpers.hpp"
 #include "sluice/ebpf/loader.hpp"
 #include "sluice/ebpf/verifier.hpp"
 
@@ -135,6 +137,21 @@ TEST_P(VerifierFixture, Verifies) {
 INSTANTIATE_TEST_SUITE_P(LoaderFixtures, VerifierFixture,
                          ::testing::Values("loader_maps", "loader_calls", "loader_legacy_maps", "loader_same_section",
                                            "helpers_end_to_end"));
+
+TEST(VerifierHelpers, EveryHelperSluiceProvidesHasAPrototype) {
+    int helpers = 0;
+    for (std::uint32_t id = 0; id < max_helper_id; ++id) {
+        if (xdp_helper_table().find(id) == nullptr) {
+            continue;
+        }
+        ++helpers;
+        const verifier_detail::helper_proto* proto = verifier_detail::find_helper_proto(id);
+        ASSERT_NE(proto, nullptr) << "helper " << id << " (" << xdp_helper_table().name(id)
+                                  << ") has no prototype in src/ebpf/verifier/helper_prototypes.cpp";
+        EXPECT_EQ(proto->name, xdp_helper_table().name(id));
+    }
+    EXPECT_GT(helpers, 30);
+}
 
 /// The rejection of the only program of a C object in verifier/data/.
 std::string rejection_of(const std::string& name) {
