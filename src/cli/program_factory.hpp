@@ -8,6 +8,7 @@
 #include "sluice/ebpf/helpers.hpp"
 #include "sluice/ebpf/loader.hpp"
 #include "sluice/expected.hpp"
+#include "sluice/lua/script_program.hpp"
 #include "sluice/xdp/batch_program.hpp"
 #include "sluice/xdp/executor.hpp"
 
@@ -18,7 +19,11 @@ struct program_options {
     const ebpf::loaded_object* object{};   ///< eBPF: the loaded object (lives as long as the programs)
     const ebpf::loaded_program* program{}; ///< eBPF: the program to run on the hook
     xdp::executor_options executor;        ///< eBPF: checked mode, engine, instruction limit
+    lua::options script;                   ///< Lua (a `.lua` path): engine, budget, memory limit, config
 };
+
+/// A Lua script rather than an eBPF object: the path ends in `.lua`.
+bool is_lua_script(std::string_view path);
 
 /// The program worker `worker` runs; `state` is that worker's execution state (cpu = worker), which outlives it.
 /// Errors name the file and the program.

@@ -13,6 +13,8 @@
 
 #include <fmt/format.h>
 
+#include <filesystem>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -61,6 +63,7 @@ struct run_options {
     bool trace{true};
     std::uint32_t ifindex{1};
     std::uint64_t instruction_limit{};
+    std::string lua_engine{"lua5.4"}; ///< a `.lua` script: lua5.4 or luajit
 };
 
 /// A failure the user must see: printed as "sluice run: MESSAGE", exit status 1.
@@ -308,6 +311,28 @@ private:
     struct sigaction _previous_terminate{};
 };
 
+/// How a Lua script runs: its engine, and --set NAME=VALUE as its `config` table (defaults for an eBPF object).
+lua::options script_options(const run_options& options) {
+    lua::options settings;
+    if (!is_lua_script(options.file)) {
+        return settings;
+    }
+    const auto engine = lua::parse_engine(options.lua_engine);
+    if (!engine) {
+        fail(fmt::format("--lua-engine {}: lua5.4 or luajit", options.lua_engine));
+    }
+    settings.engine = *engine;
+    settings.cpus = options.workers;
+    for (const std::string& assignment : options.rodata) {
+        const std::size_t equals = assignment.find('=');
+        if (equals == std::string::npos || equals == 0) {
+            fail(fmt::format("--set {}: expected NAME=VALUE", assignment));
+        }
+        settings.config.emplace_back(assignment.substr(0, equals), assignment.substr(equals + 1));
+    }
+    return settings;
+}
+
 /// How eBPF programs run: checked mode unless --unchecked; in checked mode a packet's run stops (aborted, counted)
 /// after as many instructions as the kernel's verifier would ever process (BPF_COMPLEXITY_LIMIT_INSNS), since nothing
 /// has proven that the program ends.
@@ -339,7 +364,8 @@ void run_input(const run_options& options, const ebpf::loaded_object& object, co
     if (!options.trace) {
         state.trace = &drop_trace;
     }
-    program_options made_from{options.file, &object, &program, execution_options(options)};
+    program_options made_from{options.file, &object, &program, execution_options(options),
+                              script_options(options)};
     auto executor = make_program(made_from, 0, state);
     if (!executor) {
         fail(executor.error().message);
@@ -485,7 +511,8 @@ void run_ports(const run_options& options, const ebpf::loaded_object& object, co
     config.pool = &pool;
     config.object = &object;
     config.attached_options = execution_options(options);
-    const program_options made_from{options.file, &object, &program, execution_options(options)};
+    const program_options made_from{options.file, &object, &program, execution_options(options),
+                                    script_options(options)};
     config.make_program = [made_from](unsigned worker, ebpf::execution_state& state) {
         return make_program(made_from, worker, state);
     };
@@ -571,6 +598,24 @@ void run(const run_options& options) {
     if (options.duration < 0) {
         fail("--duration: seconds, 0 or more");
     }
+    if (is_lua_script(options.file)) {
+        // A Lua script declares and fills its own maps; it has no object, programs or prog arrays.
+        if (!options.maps.empty() || !options.prog_arrays.empty() || options.dump_maps ||
+            !options.dumped_maps.empty() || !options.program.empty()) {
+            fail("--map, --dump-maps, --dump-map, --prog and --prog-array are for eBPF objects: a Lua script declares "
+                 "its own maps (maps.declare) and prints what it wants to show (print)");
+        }
+        static const ebpf::loaded_object no_object;
+        ebpf::loaded_program script;
+        script.name = std::filesystem::path(options.file).filename().string();
+        script.section = "lua";
+        if (options.ports.empty()) {
+            run_input(options, no_object, script);
+        } else {
+            run_ports(options, no_object, script);
+        }
+        return;
+    }
     auto spec = ebpf::object_spec::open_file(options.file);
     if (!spec) {
         fail(spec.error().message);
@@ -637,7 +682,9 @@ void add_run_command(CLI::App& app) {
         "transmitted + redirected + aborted + errors.\n\n"
         "Exit status: 0 when every packet was read and counted; 1 on any error (load, options, a truncated or corrupt "
         "pcap after the packets before it were processed, an output write error, a frame accounting mismatch).");
-    command->add_option("file", options->file, "BPF ELF object (clang -O2 -g -target bpf -c)")->required();
+    command->add_option("file", options->file,
+                        "BPF ELF object (clang -O2 -g -target bpf -c), or a Lua script (.lua) defining xdp(pkt)")
+        ->required();
     command->add_option("--in", options->input, "Packets: pcap:FILE (pcap or pcapng) or gen:SPEC (see sluice-gen)");
     command->add_option("--port", options->ports,
                         "A port for the data path engine: pcap:FILE, gen:SPEC, memory:NAME, afxdp:IFACE[:QUEUE], "
@@ -669,6 +716,9 @@ void add_run_command(CLI::App& app) {
     command->add_flag("--trace,!--no-trace", options->trace, "Print bpf_trace_printk output on stderr (default: on)");
     command->add_option("--ifindex", options->ifindex,
                         "ingress_ifindex the program sees (default 1, the loopback, as BPF_PROG_TEST_RUN)");
+    command->add_option("--lua-engine", options->lua_engine,
+                        "For a .lua script: lua5.4 (default; sandboxed, CPU budget enforced) or luajit (faster; "
+                        "trusted code: compiled traces ignore the budget). --set NAME=VALUE fills its `config` table");
     command->add_option("--instruction-limit", options->instruction_limit,
                         "Abort a packet's run after this many instructions (default: 1000000 in checked mode, none with "
                         "--unchecked)");
