@@ -105,7 +105,8 @@ public:
     /// begin_packet() does, state.context is set and state.redirect cleared; r1 = the context, r2..r5 = 0; r0 goes to
     /// results[i]; when its low 32 bits are jit_xdp_redirect, state.redirect is copied to decisions[i].
     /// Returns the index of the first packet whose run failed (last_error() says why; its result is unset), or
-    /// contexts.size() when every packet ran. Continue after a failure with first = index + 1.
+    /// contexts.size() when every packet ran. Continue after a failure with first = index + 1. results and
+    /// decisions must be at least as long as contexts (only as many packets as all three hold are run).
     std::size_t run_batch(std::span<xdp_context* const> contexts, std::span<std::uint64_t> results,
                           std::span<redirect_decision> decisions, execution_state& state, std::size_t first = 0);
 
