@@ -3,16 +3,21 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../io/temp_directory.hpp"
@@ -531,6 +536,105 @@ TEST_F(run_command_test, trace_printk_goes_to_stderr_unless_turned_off) {
         sluice({"run", SLUICE_RUN_FIXTURE, "--prog", "printk_pass", "--in", "pcap:" + in, "--no-trace"});
     ASSERT_EQ(quiet.status, 0) << quiet.err;
     EXPECT_EQ(quiet.err.find("packet of"), std::string::npos) << quiet.err;
+}
+
+// ---- sluice run --port: the data path engine ----
+
+TEST_F(run_command_test, two_ports_and_two_workers_pass_to_one_output) {
+    std::vector<bytes> first;
+    std::vector<bytes> second;
+    for (int i = 0; i < 300; ++i) {
+        first.push_back(ipv4_packet({10, 0, 0, 1}, {10, 0, 1, static_cast<std::uint8_t>(i)}, proto_udp));
+    }
+    for (int i = 0; i < 200; ++i) {
+        second.push_back(ipv4_packet({10, 0, 0, 2}, {10, 0, 2, static_cast<std::uint8_t>(i)}, proto_tcp, 1024, 80, 128));
+    }
+    const std::string a = write_pcap("a.pcap", first);
+    const std::string b = write_pcap("b.pcap", second);
+    const std::string out = path("passed.pcap");
+    const auto report = run_json({example("xdp_pass"), "--port", "pcap:" + a, "--port", "pcap:" + b, "--pass",
+                                  "pcap:" + out, "--workers", "2"});
+    EXPECT_EQ(report["workers"], 2);
+    EXPECT_EQ(report["accounting"], "ok");
+    ASSERT_EQ(report["ports"].size(), 3U);
+    EXPECT_EQ(report["ports"][0]["received"]["packets"], 300);
+    EXPECT_EQ(report["ports"][0]["passed"]["packets"], 300);
+    EXPECT_EQ(report["ports"][1]["received"]["packets"], 200);
+    EXPECT_EQ(report["ports"][1]["received"]["bytes"], 200 * 128);
+    EXPECT_EQ(report["ports"][1]["passed"]["packets"], 200);
+    EXPECT_EQ(report["ports"][2]["sent"]["packets"], 500);
+    for (const auto& port : report["ports"]) {
+        EXPECT_TRUE(port["balanced"].get<bool>()) << port["name"];
+    }
+    // Each worker read its own port.
+    EXPECT_EQ(report["worker_stats"].size(), 2U);
+    EXPECT_EQ(report["program_stats"]["received"]["packets"], 500);
+    EXPECT_EQ(read_pcap(out).size(), 500U);
+}
+
+TEST_F(run_command_test, port_errors_are_counted_per_port) {
+    const std::string a = write_pcap("a.pcap", {ipv4_packet({10, 0, 0, 1}, {10, 0, 0, 2}, proto_udp), arp_packet()});
+    // The reflector sends everything back out (XDP_TX); a pcap input cannot transmit: TX errors, still balanced.
+    const result done = sluice({"run", example("reflector"), "--port", "pcap:" + a, "--port", "gen:packets=40"});
+    ASSERT_EQ(done.status, 0) << done.err;
+    EXPECT_NE(done.out.find("accounting: every frame accounted for"), std::string::npos) << done.out;
+    EXPECT_NE(done.out.find("refused by a port (tx)"), std::string::npos) << done.out;
+    EXPECT_NE(done.out.find("pcap:" + a), std::string::npos) << done.out;
+}
+
+TEST_F(run_command_test, port_options_are_checked) {
+    const std::string a = write_pcap("a.pcap", {arp_packet()});
+    const result both = sluice({"run", example("xdp_pass"), "--in", "pcap:" + a, "--port", "pcap:" + a});
+    EXPECT_EQ(both.status, 1);
+    EXPECT_NE(both.err.find("not both"), std::string::npos) << both.err;
+    const result workers_alone = sluice({"run", example("xdp_pass"), "--in", "pcap:" + a, "--workers", "2"});
+    EXPECT_EQ(workers_alone.status, 1);
+    EXPECT_NE(workers_alone.err.find("go with --port"), std::string::npos) << workers_alone.err;
+    const result bad_port = sluice({"run", example("xdp_pass"), "--port", "nosuch:thing"});
+    EXPECT_EQ(bad_port.status, 1);
+    EXPECT_NE(bad_port.err.find("--port nosuch:thing"), std::string::npos) << bad_port.err;
+}
+
+TEST_F(run_command_test, duration_stops_an_endless_source_with_balanced_accounting) {
+    const auto started = std::chrono::steady_clock::now();
+    const auto report = run_json({example("xdp_pass"), "--port", "gen:packets=1000000000", "--workers", "2",
+                                  "--duration", "0.5"});
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    EXPECT_LT(seconds, 30.0);
+    EXPECT_EQ(report["accounting"], "ok");
+    const auto received = report["ports"][0]["received"]["packets"].get<std::uint64_t>();
+    EXPECT_GT(received, 0U);
+    EXPECT_LT(received, 1000000000U);
+    EXPECT_EQ(report["ports"][0]["passed"]["packets"].get<std::uint64_t>(), received);
+}
+
+TEST_F(run_command_test, sigterm_stops_reading_drains_and_reports) {
+    const std::string out = path("signal_out.txt");
+    const std::string err = path("signal_err.txt");
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        const int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        const int err_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(out_fd, 1);
+        dup2(err_fd, 2);
+        const std::string object = example("reflector");
+        execl(SLUICE_BINARY, SLUICE_BINARY, "run", object.c_str(), "--port", "gen:packets=1000000000", "--workers",
+              "2", static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    kill(child, SIGTERM);
+    int raw = 0;
+    ASSERT_EQ(waitpid(child, &raw, 0), child);
+    ASSERT_TRUE(WIFEXITED(raw));
+    EXPECT_EQ(WEXITSTATUS(raw), 0);
+    std::ifstream out_file(out);
+    const std::string table((std::istreambuf_iterator<char>(out_file)), std::istreambuf_iterator<char>());
+    std::ifstream err_file(err);
+    const std::string messages((std::istreambuf_iterator<char>(err_file)), std::istreambuf_iterator<char>());
+    EXPECT_NE(messages.find("stopped by a signal"), std::string::npos) << messages;
+    EXPECT_NE(table.find("accounting: every frame accounted for"), std::string::npos) << table;
 }
 
 } // namespace
