@@ -44,7 +44,9 @@ private:
     std::uint32_t _fresh{};
 };
 
-bool pointer_to_spill(const stack_slot& slot) { return slot.has_spill() && !slot.spilled.is_scalar(); }
+bool pointer_to_spill(const stack_slot& slot) {
+    return slot.has_spill() && !slot.spilled.is_scalar();
+}
 
 } // namespace
 
@@ -69,8 +71,9 @@ expected<verification_result> analyzer::run() {
     for (;;) {
         const std::size_t pc = st.pc;
         if (_processed >= _options.complexity_limit) {
-            return reject(st, pc, {loop_message(), "bound the loop's counter with a constant (for (i = 0; i < N; i++)), "
-                                                   "or move the loop into bpf_loop() with a callback"});
+            return reject(st, pc,
+                          {loop_message(), "bound the loop's counter with a constant (for (i = 0; i < N; i++)), "
+                                           "or move the loop into bpf_loop() with a callback"});
         }
         ++_processed;
         bool path_ends = false;
@@ -85,9 +88,10 @@ expected<verification_result> analyzer::run() {
             _reachable[pc] = true;
             ++_visits[pc];
             if (_options.log_level >= 2 && _log.size() < max_log_bytes) {
-                _log += fmt::format("{}: {}\n{}: {}\n", pc,
-                                    log_frame(st.frame(), st.frames.size() - 1, _input.maps, live_at(st, st.frames.size() - 1)),
-                                    pc, disassemble(_code, pc));
+                _log += fmt::format(
+                    "{}: {}\n{}: {}\n", pc,
+                    log_frame(st.frame(), st.frames.size() - 1, _input.maps, live_at(st, st.frames.size() - 1)), pc,
+                    disassemble(_code, pc));
             }
             const instruction& insn = _code[pc];
             expected<void> done;
@@ -100,7 +104,9 @@ expected<verification_result> analyzer::run() {
             case op::cls_ld:
             case op::cls_ldx:
             case op::cls_st:
-            case op::cls_stx: done = step_load_store(st, insn); break;
+            case op::cls_stx:
+                done = step_load_store(st, insn);
+                break;
             default: {
                 const std::uint8_t operation = op::alu_op(insn.opcode);
                 if (operation == op::jmp_exit) {
@@ -234,9 +240,8 @@ bool analyzer::reg_covers(const reg_state& old, const reg_state& cur, bool exact
     if (old.type == reg_type::scalar) {
         return old.value.contains(cur.value);
     }
-    return old.offset == cur.offset && old.map == cur.map && old.frame == cur.frame &&
-           old.mem_size == cur.mem_size && old.read_only == cur.read_only && cur.range >= old.range &&
-           old.value.contains(cur.value);
+    return old.offset == cur.offset && old.map == cur.map && old.frame == cur.frame && old.mem_size == cur.mem_size &&
+           old.read_only == cur.read_only && cur.range >= old.range && old.value.contains(cur.value);
 }
 
 bool analyzer::covers(const verifier_state& old, const verifier_state& cur, bool exact) const {
@@ -298,9 +303,11 @@ bool analyzer::covers(const verifier_state& old, const verifier_state& cur, bool
             }
             for (std::size_t b = 0; b < 8; ++b) {
                 switch (os.bytes[b]) {
-                case slot_byte::invalid: break;
+                case slot_byte::invalid:
+                    break;
                 case slot_byte::misc:
-                    if (cs.bytes[b] == slot_byte::invalid || (cs.bytes[b] == slot_byte::spill && pointer_to_spill(cs))) {
+                    if (cs.bytes[b] == slot_byte::invalid ||
+                        (cs.bytes[b] == slot_byte::spill && pointer_to_spill(cs))) {
                         return false;
                     }
                     break;
@@ -329,7 +336,8 @@ std::uint64_t analyzer::exact_hash(const verifier_state& st) const {
     };
     const auto mix_reg = [&mix](const reg_state& r) {
         mix(static_cast<std::uint64_t>(r.type) | (std::uint64_t{r.id} << 8) | (std::uint64_t{r.map} << 40));
-        mix(static_cast<std::uint32_t>(r.offset) | (static_cast<std::uint64_t>(static_cast<std::uint32_t>(r.range)) << 32));
+        mix(static_cast<std::uint32_t>(r.offset) |
+            (static_cast<std::uint64_t>(static_cast<std::uint32_t>(r.range)) << 32));
         mix(r.value.bits.value ^ (r.value.bits.mask << 1) ^ r.value.umin ^ (r.value.umax << 3) ^
             static_cast<std::uint64_t>(r.value.smin) ^ (static_cast<std::uint64_t>(r.value.smax) << 5));
     };

@@ -47,7 +47,7 @@ struct verifier_state {
 
 struct explored_node {
     verifier_state state;
-    std::uint64_t hash{}; ///< of what an exact comparison looks at: equal states have equal hashes
+    std::uint64_t hash{};     ///< of what an exact comparison looks at: equal states have equal hashes
     std::size_t live_paths{}; ///< paths still being explored from here (0: the state is proven safe)
     explored_node* parent{};
 };
@@ -91,7 +91,7 @@ private:
     expected<void> step_branch(verifier_state& st, const instruction& insn, std::size_t& next, bool& path_ends);
     void propagate_scalar(verifier_state& st, const reg_state& narrowed) const;
     void mark_packet_range(verifier_state& st, const reg_state& pointer, bool strict) const;
-    void mark_null_checked(verifier_state& st, std::uint32_t id, bool is_null) ;
+    void mark_null_checked(verifier_state& st, std::uint32_t id, bool is_null);
     expected<void> check_readable(const verifier_state& st, int r, std::string_view role) const;
 
     // ---- analyzer_memory.cpp
@@ -126,9 +126,9 @@ private:
 
     std::vector<std::vector<std::unique_ptr<explored_node>>> _explored; ///< by instruction
     std::vector<verifier_state> _pending;
-    std::vector<std::uint64_t> _visits; ///< by instruction
-    std::vector<std::int64_t> _lookup_map; ///< by instruction: -1 not seen, -2 several maps, else the map
-    std::vector<std::uint32_t> _stack_depth; ///< by function: deepest byte used
+    std::vector<std::uint64_t> _visits;           ///< by instruction
+    std::vector<std::int64_t> _lookup_map;        ///< by instruction: -1 not seen, -2 several maps, else the map
+    std::vector<std::uint32_t> _stack_depth;      ///< by function: deepest byte used
     std::vector<std::vector<std::size_t>> _calls; ///< by function: functions it calls or hands to helpers
     std::vector<bool> _reachable;
     std::uint32_t _last_id{};

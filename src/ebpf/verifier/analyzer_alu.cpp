@@ -15,30 +15,49 @@ constexpr std::uint64_t max_packet_offset = 0xffff;
 
 const char* alu_name(std::uint8_t operation) {
     switch (operation) {
-    case op::alu_add: return "addition";
-    case op::alu_sub: return "subtraction";
-    case op::alu_mul: return "multiplication";
-    case op::alu_div: return "division";
-    case op::alu_or: return "bitwise or";
-    case op::alu_and: return "bitwise and";
-    case op::alu_lsh: return "left shift";
-    case op::alu_rsh: return "right shift";
-    case op::alu_neg: return "negation";
-    case op::alu_mod: return "modulo";
-    case op::alu_xor: return "exclusive or";
-    case op::alu_arsh: return "arithmetic right shift";
-    case op::alu_end: return "byte swap";
-    default: return "operation";
+    case op::alu_add:
+        return "addition";
+    case op::alu_sub:
+        return "subtraction";
+    case op::alu_mul:
+        return "multiplication";
+    case op::alu_div:
+        return "division";
+    case op::alu_or:
+        return "bitwise or";
+    case op::alu_and:
+        return "bitwise and";
+    case op::alu_lsh:
+        return "left shift";
+    case op::alu_rsh:
+        return "right shift";
+    case op::alu_neg:
+        return "negation";
+    case op::alu_mod:
+        return "modulo";
+    case op::alu_xor:
+        return "exclusive or";
+    case op::alu_arsh:
+        return "arithmetic right shift";
+    case op::alu_end:
+        return "byte swap";
+    default:
+        return "operation";
     }
 }
 
 std::uint8_t negate(std::uint8_t jmp_op) {
     switch (jmp_op) {
-    case op::jmp_jgt: return op::jmp_jle;
-    case op::jmp_jge: return op::jmp_jlt;
-    case op::jmp_jlt: return op::jmp_jge;
-    case op::jmp_jle: return op::jmp_jgt;
-    default: return jmp_op;
+    case op::jmp_jgt:
+        return op::jmp_jle;
+    case op::jmp_jge:
+        return op::jmp_jlt;
+    case op::jmp_jlt:
+        return op::jmp_jge;
+    case op::jmp_jle:
+        return op::jmp_jgt;
+    default:
+        return jmp_op;
     }
 }
 
@@ -52,8 +71,10 @@ bool never_null(reg_type t) {
     case reg_type::map_value:
     case reg_type::stack:
     case reg_type::mem:
-    case reg_type::func: return true;
-    default: return false;
+    case reg_type::func:
+        return true;
+    default:
+        return false;
     }
 }
 
@@ -75,12 +96,12 @@ template <typename F> void for_each_reg(verifier_state& st, F&& visit) {
 expected<void> analyzer::check_readable(const verifier_state& st, int r, std::string_view role) const {
     const reg_state& reg = st.frames.back().regs[static_cast<std::size_t>(r)];
     if (reg.type == reg_type::not_init) {
-        return reject(st, st.pc,
-                      {fmt::format("reads r{} ({}), which holds no value on this path (an uninitialised register)", r,
-                                   role),
-                       fmt::format("set r{} before this instruction; remember that a call clobbers r1-r5 (keep values "
-                                   "that must survive a call in r6-r9)",
-                                   r)});
+        return reject(
+            st, st.pc,
+            {fmt::format("reads r{} ({}), which holds no value on this path (an uninitialised register)", r, role),
+             fmt::format("set r{} before this instruction; remember that a call clobbers r1-r5 (keep values "
+                         "that must survive a call in r6-r9)",
+                         r)});
     }
     return {};
 }
@@ -177,11 +198,11 @@ expected<void> analyzer::pointer_arithmetic(verifier_state& st, const instructio
                        "do pointer arithmetic with 64-bit operations (use a 64-bit type for the offset)"});
     }
     if (operation == op::alu_sub && is_pointer(dst.type) && is_pointer(src.type)) {
-        const bool same_region = (is_packet_kind(dst.type) && is_packet_kind(src.type)) ||
-                                 (dst.type == reg_type::stack && src.type == reg_type::stack && dst.frame == src.frame) ||
-                                 (dst.type == reg_type::map_value && src.type == reg_type::map_value &&
-                                  dst.map == src.map) ||
-                                 (dst.type == reg_type::mem && src.type == reg_type::mem && dst.ref == src.ref);
+        const bool same_region =
+            (is_packet_kind(dst.type) && is_packet_kind(src.type)) ||
+            (dst.type == reg_type::stack && src.type == reg_type::stack && dst.frame == src.frame) ||
+            (dst.type == reg_type::map_value && src.type == reg_type::map_value && dst.map == src.map) ||
+            (dst.type == reg_type::mem && src.type == reg_type::mem && dst.ref == src.ref);
         if (!same_region || dst.type == reg_type::stale_packet || src.type == reg_type::stale_packet) {
             return reject(st, st.pc,
                           {fmt::format("subtracts pointers into different memory (r{} = {}; {}): only the distance "
@@ -237,7 +258,8 @@ expected<void> analyzer::pointer_arithmetic(verifier_state& st, const instructio
                        pointer->type == reg_type::packet_end
                            ? "compare data + N with data_end instead of moving data_end"
                            : "only pointers into the packet, the stack, map values and ringbuf records can move"});
-    default: break;
+    default:
+        break;
     }
     reg_state result = *pointer;
     const scalar_value& delta = number->value;
@@ -247,8 +269,8 @@ expected<void> analyzer::pointer_arithmetic(verifier_state& st, const instructio
         if (value <= -max_variable_offset || value >= max_variable_offset || moved <= -max_variable_offset ||
             moved >= max_variable_offset) {
             return reject(st, st.pc,
-                          {fmt::format("moves r{} ({}) by {}, beyond any region a program may use",
-                                       pointer_register, explain_register(*pointer, _input.maps), value),
+                          {fmt::format("moves r{} ({}) by {}, beyond any region a program may use", pointer_register,
+                                       explain_register(*pointer, _input.maps), value),
                            "use offsets within the region's size"});
         }
         result.offset = static_cast<std::int32_t>(moved);
@@ -330,8 +352,7 @@ void analyzer::mark_null_checked(verifier_state& st, std::uint32_t id, bool is_n
     }
 }
 
-expected<void> analyzer::step_branch(verifier_state& st, const instruction& insn, std::size_t& next,
-                                     bool& path_ends) {
+expected<void> analyzer::step_branch(verifier_state& st, const instruction& insn, std::size_t& next, bool& path_ends) {
     const std::size_t pc = st.pc;
     const bool is64 = op::cls(insn.opcode) == op::cls_jmp;
     const bool from_register = op::source(insn.opcode) == op::src_x;
@@ -410,8 +431,8 @@ expected<void> analyzer::step_branch(verifier_state& st, const instruction& insn
             return {};
         }
     }
-    const bool ordering = operation == op::jmp_jgt || operation == op::jmp_jge || operation == op::jmp_jlt ||
-                          operation == op::jmp_jle;
+    const bool ordering =
+        operation == op::jmp_jgt || operation == op::jmp_jge || operation == op::jmp_jlt || operation == op::jmp_jle;
     if (ordering && is64 && is_pointer(d.type) && is_pointer(s.type)) {
         // In each direction the comparison proves "a < b" or "a <= b"; where a is a packet pointer and b the end of
         // its region, a's range grows (find_good_pkt_pointers).

@@ -37,24 +37,40 @@ void drop_pointers_into(verifier_state& st, std::size_t frame) {
 
 const char* argument_kind(arg_type type) {
     switch (type) {
-    case arg_type::anything: return "a value";
-    case arg_type::map_ptr: return "a map (&map)";
-    case arg_type::map_key: return "a pointer to the key";
-    case arg_type::map_value: return "a pointer to the value";
-    case arg_type::uninit_map_value: return "a pointer to a buffer for the value";
+    case arg_type::anything:
+        return "a value";
+    case arg_type::map_ptr:
+        return "a map (&map)";
+    case arg_type::map_key:
+        return "a pointer to the key";
+    case arg_type::map_value:
+        return "a pointer to the value";
+    case arg_type::uninit_map_value:
+        return "a pointer to a buffer for the value";
     case arg_type::mem:
-    case arg_type::mem_or_null: return "a pointer to memory";
-    case arg_type::uninit_mem: return "a pointer to a buffer";
+    case arg_type::mem_or_null:
+        return "a pointer to memory";
+    case arg_type::uninit_mem:
+        return "a pointer to a buffer";
     case arg_type::const_size:
-    case arg_type::const_size_or_zero: return "a size";
-    case arg_type::ctx: return "the context (ctx)";
-    case arg_type::func: return "a callback function";
-    case arg_type::stack_or_null: return "a pointer to the stack or NULL";
-    case arg_type::ringbuf_record: return "a ringbuf record";
-    case arg_type::const_alloc_size: return "a constant size";
-    case arg_type::int_ptr: return "a pointer to an int";
-    case arg_type::spin_lock: return "a pointer to a bpf_spin_lock";
-    case arg_type::none: break;
+    case arg_type::const_size_or_zero:
+        return "a size";
+    case arg_type::ctx:
+        return "the context (ctx)";
+    case arg_type::func:
+        return "a callback function";
+    case arg_type::stack_or_null:
+        return "a pointer to the stack or NULL";
+    case arg_type::ringbuf_record:
+        return "a ringbuf record";
+    case arg_type::const_alloc_size:
+        return "a constant size";
+    case arg_type::int_ptr:
+        return "a pointer to an int";
+    case arg_type::spin_lock:
+        return "a pointer to a bpf_spin_lock";
+    case arg_type::none:
+        break;
     }
     return "an argument";
 }
@@ -67,16 +83,18 @@ constexpr std::uint64_t max_helper_size = std::uint64_t{1} << 29;
 expected<void> analyzer::step_call(verifier_state& st, const instruction& insn, bool& path_ends) {
     (void)path_ends;
     if (insn.opcode == op::callx) {
-        return reject(st, st.pc, {"indirect calls (callx) cannot be verified: the target is not known before the "
-                                  "program runs",
-                                  "call functions and helpers directly"});
+        return reject(st, st.pc,
+                      {"indirect calls (callx) cannot be verified: the target is not known before the "
+                       "program runs",
+                       "call functions and helpers directly"});
     }
     if (insn.src == op::call_local) {
         return call_local(st, insn);
     }
     if (insn.src == op::call_kfunc) {
-        return reject(st, st.pc, {"calls a kernel function (kfunc), which sluice does not provide",
-                                  "use BPF helpers instead of kfuncs"});
+        return reject(
+            st, st.pc,
+            {"calls a kernel function (kfunc), which sluice does not provide", "use BPF helpers instead of kfuncs"});
     }
     return call_helper(st, insn);
 }
@@ -151,7 +169,9 @@ void analyzer::finish_helper(verifier_state& st, std::uint32_t helper, std::opti
             result = reg_state::scalar(scalar_value::unsigned_range(0, proto->max_return));
         }
         break;
-    case return_type::nothing: result = reg_state{}; break;
+    case return_type::nothing:
+        result = reg_state{};
+        break;
     case return_type::map_value_or_null:
         result = reg_state::pointer(reg_type::map_value_or_null);
         result.map = map.value_or(0);
@@ -181,9 +201,9 @@ expected<void> analyzer::call_helper(verifier_state& st, const instruction& insn
     }
     const helper_proto* proto = find_helper_proto(id);
     if (proto == nullptr) {
-        return reject(st, pc, {fmt::format("calls {} (helper {}), whose argument types the verifier does not know",
-                                           name, id),
-                               "this is a sluice bug: every helper needs a prototype in verifier/helper_prototypes"});
+        return reject(st, pc,
+                      {fmt::format("calls {} (helper {}), whose argument types the verifier does not know", name, id),
+                       "this is a sluice bug: every helper needs a prototype in verifier/helper_prototypes"});
     }
     std::optional<std::uint32_t> map;
     int memory_register = -1;
@@ -200,10 +220,10 @@ expected<void> analyzer::call_helper(verifier_state& st, const instruction& insn
         const reg_state reg = st.reg(r);
         const std::string arg_text = fmt::format("argument {} of {} (r{})", r, proto->name, r);
         if (reg.type == reg_type::not_init) {
-            return reject(st, pc,
-                          {fmt::format("{} is not set on this path; the helper expects {}", arg_text,
-                                       argument_kind(arg)),
-                           fmt::format("set r{} before the call", r)});
+            return reject(
+                st, pc,
+                {fmt::format("{} is not set on this path; the helper expects {}", arg_text, argument_kind(arg)),
+                 fmt::format("set r{} before the call", r)});
         }
         const auto wrong = [&](std::string_view expected_text) {
             return reject(st, pc,
@@ -219,7 +239,8 @@ expected<void> analyzer::call_helper(verifier_state& st, const instruction& insn
         };
         switch (arg) {
         case arg_type::none:
-        case arg_type::anything: break;
+        case arg_type::anything:
+            break;
         case arg_type::map_ptr:
             if (reg.type != reg_type::map_ptr) {
                 return wrong("a map (&map_name)");
@@ -227,8 +248,9 @@ expected<void> analyzer::call_helper(verifier_state& st, const instruction& insn
             map = reg.map;
             if (reg.map < _input.maps.size()) {
                 if (auto why = map_refused(id, _input.maps[reg.map].type)) {
-                    return reject(st, pc, {fmt::format("{}: {} ({})", arg_text, *why, map_name(_input.maps, reg.map)),
-                                           "pass a map of a type the helper works on"});
+                    return reject(st, pc,
+                                  {fmt::format("{}: {} ({})", arg_text, *why, map_name(_input.maps, reg.map)),
+                                   "pass a map of a type the helper works on"});
                 }
             }
             break;
@@ -277,8 +299,9 @@ expected<void> analyzer::call_helper(verifier_state& st, const instruction& insn
             if (memory_nullable && memory.is_scalar() && memory.value.is_constant() &&
                 memory.value.constant_value() == 0) {
                 if (reg.value.umax != 0) {
-                    return reject(st, pc, {fmt::format("{} must be 0 when the buffer before it is NULL", arg_text),
-                                           "pass size 0 with a NULL buffer"});
+                    return reject(st, pc,
+                                  {fmt::format("{} must be 0 when the buffer before it is NULL", arg_text),
+                                   "pass size 0 with a NULL buffer"});
                 }
                 break;
             }
@@ -359,9 +382,10 @@ expected<void> analyzer::call_helper(verifier_state& st, const instruction& insn
     }
     if (callback) {
         if (st.frames.size() >= static_cast<std::size_t>(max_call_depth)) {
-            return reject(st, pc, {fmt::format("the callback of {} would be frame {}; at most {} frames may be active",
-                                               proto->name, st.frames.size() + 1, max_call_depth),
-                                   "call the helper from a less nested function"});
+            return reject(st, pc,
+                          {fmt::format("the callback of {} would be frame {}; at most {} frames may be active",
+                                       proto->name, st.frames.size() + 1, max_call_depth),
+                           "call the helper from a less nested function"});
         }
         const std::size_t callee = _structure.function_at[*callback];
         auto& calls = _calls[st.frame().function];
@@ -403,8 +427,9 @@ expected<void> analyzer::step_exit(verifier_state& st, bool& path_ends) {
     const func_state& callee = st.frame();
     const std::size_t depth = st.frames.size() - 1;
     if (result.type == reg_type::stack && result.frame >= depth) {
-        return reject(st, st.pc, {"the function returns a pointer into its own stack frame, which ends with it",
-                                  "return a number, or write results through a pointer the caller passed"});
+        return reject(st, st.pc,
+                      {"the function returns a pointer into its own stack frame, which ends with it",
+                       "return a number, or write results through a pointer the caller passed"});
     }
     const std::size_t callsite = callee.callsite;
     if (callee.callback) {

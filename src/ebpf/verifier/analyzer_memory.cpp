@@ -26,11 +26,17 @@ constexpr context_field context_fields[] = {
     {xdp_context_egress_ifindex_offset, 4, reg_type::scalar, "egress_ifindex"},
 };
 
-const char* verb(bool write) { return write ? "writes" : "reads"; }
+const char* verb(bool write) {
+    return write ? "writes" : "reads";
+}
 
-std::string bytes_text(int size) { return fmt::format("{} byte{}", size, size == 1 ? "" : "s"); }
+std::string bytes_text(int size) {
+    return fmt::format("{} byte{}", size, size == 1 ? "" : "s");
+}
 
-std::size_t slot_index(std::int64_t offset) { return static_cast<std::size_t>((-offset - 1) / 8); }
+std::size_t slot_index(std::int64_t offset) {
+    return static_cast<std::size_t>((-offset - 1) / 8);
+}
 std::size_t byte_index(std::int64_t offset) {
     return static_cast<std::size_t>(offset + 8 * static_cast<std::int64_t>(slot_index(offset) + 1));
 }
@@ -119,7 +125,9 @@ const reg_state* spilled_pointer(const func_state& frame, std::int64_t offset, s
     return nullptr;
 }
 
-std::string frame_text(std::uint32_t frame) { return frame > 0 ? fmt::format(" of frame {}", frame) : ""; }
+std::string frame_text(std::uint32_t frame) {
+    return frame > 0 ? fmt::format(" of frame {}", frame) : "";
+}
 
 } // namespace
 
@@ -146,9 +154,9 @@ expected<void> analyzer::step_load_store(verifier_state& st, const instruction& 
         case op::pseudo_map_idx_value: {
             const auto index = static_cast<std::uint32_t>(insn.imm);
             if (index >= _input.maps.size()) {
-                return reject(st, pc, {fmt::format("refers to map {}, but the program has {} maps", index,
-                                                   _input.maps.size()),
-                                       "this is a loader bug or a hand-written program naming a missing map"});
+                return reject(st, pc,
+                              {fmt::format("refers to map {}, but the program has {} maps", index, _input.maps.size()),
+                               "this is a loader bug or a hand-written program naming a missing map"});
             }
             if (insn.src == op::pseudo_map_idx) {
                 loaded = reg_state::pointer(reg_type::map_ptr);
@@ -157,10 +165,10 @@ expected<void> analyzer::step_load_store(verifier_state& st, const instruction& 
             }
             const auto offset = static_cast<std::uint32_t>(upper.imm);
             if (offset >= _input.maps[index].value_size) {
-                return reject(st, pc, {fmt::format("takes the address of byte {} of {}, whose value has {} bytes",
-                                                   offset, map_name(_input.maps, index),
-                                                   _input.maps[index].value_size),
-                                       "address a byte inside the value"});
+                return reject(st, pc,
+                              {fmt::format("takes the address of byte {} of {}, whose value has {} bytes", offset,
+                                           map_name(_input.maps, index), _input.maps[index].value_size),
+                               "address a byte inside the value"});
             }
             loaded = reg_state::pointer(reg_type::map_value, static_cast<std::int32_t>(offset));
             loaded.map = index;
@@ -186,8 +194,8 @@ expected<void> analyzer::step_load_store(verifier_state& st, const instruction& 
     expected<void> done; // st.pc stays on this instruction while it is checked: messages name it
     if (cls == op::cls_ldx) {
         reg_state loaded;
-        done = access_memory(st, insn.src, insn.offset, size, access_kind::read, nullptr, &loaded,
-                             mode == op::mode_memsx);
+        done =
+            access_memory(st, insn.src, insn.offset, size, access_kind::read, nullptr, &loaded, mode == op::mode_memsx);
         if (done) {
             st.reg(insn.dst) = loaded;
         }
@@ -228,20 +236,22 @@ expected<void> analyzer::step_load_store(verifier_state& st, const instruction& 
 }
 
 expected<void> analyzer::access_memory(verifier_state& st, int base_register, std::int32_t offset, int size,
-                                       access_kind kind, const reg_state* stored, reg_state* loaded,
-                                       bool sign_extend) {
+                                       access_kind kind, const reg_state* stored, reg_state* loaded, bool sign_extend) {
     if (auto readable = check_readable(st, base_register, "address"); !readable) {
         return readable;
     }
     const reg_state base = st.reg(base_register);
     const bool write = kind != access_kind::read;
     const std::string base_text = fmt::format("r{} = {}", base_register, explain_register(base, _input.maps));
-    const char* access = kind == access_kind::read ? "load" : (kind == access_kind::write ? "store" : "atomic operation");
+    const char* access =
+        kind == access_kind::read ? "load" : (kind == access_kind::write ? "store" : "atomic operation");
 
-    if (write && stored != nullptr && is_pointer(stored->type) && base.type != reg_type::stack) {
+    const bool leaves_program = base.type == reg_type::map_value || base.type == reg_type::mem ||
+                                base.type == reg_type::packet || base.type == reg_type::packet_meta;
+    if (write && stored != nullptr && is_pointer(stored->type) && leaves_program) {
         const char* where = base.type == reg_type::map_value ? "a map value"
-                            : is_packet_kind(base.type)     ? "the packet"
-                                                            : "memory outside the stack";
+                            : is_packet_kind(base.type)      ? "the packet"
+                                                             : "a ringbuf record";
         return reject(st, st.pc,
                       {fmt::format("stores a pointer ({}) into {} ({}): a program may not leak addresses where "
                                    "they outlive it or leave the machine",
@@ -250,7 +260,8 @@ expected<void> analyzer::access_memory(verifier_state& st, int base_register, st
     }
 
     switch (base.type) {
-    case reg_type::not_init: break;
+    case reg_type::not_init:
+        break;
     case reg_type::scalar: {
         const bool null = base.value.is_constant() && base.value.constant_value() == 0;
         return reject(st, st.pc,
@@ -298,8 +309,9 @@ expected<void> analyzer::access_memory(verifier_state& st, int base_register, st
     case reg_type::packet_meta: {
         const bool meta = base.type == reg_type::packet_meta;
         if (kind == access_kind::atomic) {
-            return reject(st, st.pc, {"atomic operations on packet data are not allowed (as in the kernel)",
-                                      "copy the value to the stack or a map value first"});
+            return reject(st, st.pc,
+                          {"atomic operations on packet data are not allowed (as in the kernel)",
+                           "copy the value to the stack or a map value first"});
         }
         if (base.value.smin < 0) {
             return reject(st, st.pc,
@@ -327,11 +339,11 @@ expected<void> analyzer::access_memory(verifier_state& st, int base_register, st
             } else {
                 fix = fmt::format("add a check that data + {} <= data_end before this {}", high, access);
             }
-            return reject(st, st.pc,
-                          {fmt::format("{} {} {}, but the program only proved {} of {} ({}) on this path", verb(write),
-                                       bytes_text(size), at, bytes_text(base.range), meta ? "metadata" : "packet",
-                                       base_text),
-                           fix});
+            return reject(
+                st, st.pc,
+                {fmt::format("{} {} {}, but the program only proved {} of {} ({}) on this path", verb(write),
+                             bytes_text(size), at, bytes_text(base.range), meta ? "metadata" : "packet", base_text),
+                 fix});
         }
         if (loaded != nullptr) {
             *loaded = reg_state::scalar(loaded_value(size, sign_extend));
@@ -376,24 +388,23 @@ expected<void> analyzer::access_memory(verifier_state& st, int base_register, st
                            "use an unsigned index, or check that it is >= 0"});
         }
         const std::int64_t low = std::int64_t{base.offset} + offset + base.value.smin;
-        const std::int64_t high = std::int64_t{base.offset} + offset + static_cast<std::int64_t>(base.value.umax) + size;
+        const std::int64_t high =
+            std::int64_t{base.offset} + offset + static_cast<std::int64_t>(base.value.umax) + size;
         if (low < 0 || high > region) {
-            const std::string at = base.has_variable_offset()
-                                       ? fmt::format("at offsets {}..{} (variable offset {})", low, high - 1,
-                                                     base.value.describe())
-                                       : fmt::format("at offset {}..{}", low, high - 1);
-            return reject(st, st.pc,
-                          {fmt::format("{} {} {} of {}, which has {} ({}): out of bounds", verb(write),
-                                       bytes_text(size), at, region_text, bytes_text(static_cast<int>(region)),
-                                       base_text),
-                           base.has_variable_offset()
-                               ? fmt::format("bound the index so that offset + {} <= {} (if (i >= N) return ...;)",
-                                             size, region)
-                               : fmt::format("keep accesses inside the {} bytes", region)});
+            const std::string at = base.has_variable_offset() ? fmt::format("at offsets {}..{} (variable offset {})",
+                                                                            low, high - 1, base.value.describe())
+                                                              : fmt::format("at offset {}..{}", low, high - 1);
+            return reject(
+                st, st.pc,
+                {fmt::format("{} {} {} of {}, which has {} ({}): out of bounds", verb(write), bytes_text(size), at,
+                             region_text, bytes_text(static_cast<int>(region)), base_text),
+                 base.has_variable_offset()
+                     ? fmt::format("bound the index so that offset + {} <= {} (if (i >= N) return ...;)", size, region)
+                     : fmt::format("keep accesses inside the {} bytes", region)});
         }
         if (write) {
             const bool read_only = is_map ? (base.map < _input.maps.size() &&
-                                              (_input.maps[base.map].map_flags & map_flag::rdonly_prog) != 0)
+                                             (_input.maps[base.map].map_flags & map_flag::rdonly_prog) != 0)
                                           : base.read_only;
             if (read_only) {
                 return reject(st, st.pc,
@@ -419,8 +430,9 @@ expected<void> analyzer::access_stack(verifier_state& st, const reg_state& base,
                                       int base_register) {
     const bool write = kind != access_kind::read;
     if (base.frame >= st.frames.size()) {
-        return reject(st, st.pc, {"accesses the stack of a function that has returned", "do not keep pointers to a "
-                                                                                         "callee's stack"});
+        return reject(st, st.pc,
+                      {"accesses the stack of a function that has returned", "do not keep pointers to a "
+                                                                             "callee's stack"});
     }
     func_state& frame = st.frames[base.frame];
     if (base.has_variable_offset()) {
@@ -538,8 +550,8 @@ expected<void> analyzer::access_stack(verifier_state& st, const reg_state& base,
     return {};
 }
 
-expected<void> analyzer::check_helper_memory(verifier_state& st, int r, std::uint64_t min_size,
-                                             std::uint64_t max_size, bool helper_writes, std::string_view what) {
+expected<void> analyzer::check_helper_memory(verifier_state& st, int r, std::uint64_t min_size, std::uint64_t max_size,
+                                             bool helper_writes, std::string_view what) {
     (void)min_size;
     const reg_state reg = st.reg(r);
     if (max_size == 0) {
@@ -601,12 +613,12 @@ expected<void> analyzer::check_helper_memory(verifier_state& st, int r, std::uin
         const std::int64_t low = reg.offset;
         const std::int64_t high = low + size;
         if (reg.value.smin < 0 || low < 0 || high > reg.range) {
-            return reject(st, st.pc,
-                          {fmt::format("passes {} of {} at packet offset {}..{}, but the program only proved {} of "
-                                       "packet ({}) on this path",
-                                       what, bytes_text(static_cast<int>(size)), low, high - 1,
-                                       bytes_text(reg.range), reg_text),
-                           fmt::format("add a check that the pointer + {} <= data_end before the call", size)});
+            return reject(
+                st, st.pc,
+                {fmt::format("passes {} of {} at packet offset {}..{}, but the program only proved {} of "
+                             "packet ({}) on this path",
+                             what, bytes_text(static_cast<int>(size)), low, high - 1, bytes_text(reg.range), reg_text),
+                 fmt::format("add a check that the pointer + {} <= data_end before the call", size)});
         }
         return {};
     }
@@ -628,17 +640,18 @@ expected<void> analyzer::check_helper_memory(verifier_state& st, int r, std::uin
             is_map ? (reg.map < _input.maps.size() && (_input.maps[reg.map].map_flags & map_flag::rdonly_prog) != 0)
                    : reg.read_only;
         if (helper_writes && read_only) {
-            return reject(st, st.pc, {fmt::format("passes read-only memory ({}) for the helper to write", reg_text),
-                                      "pass writable memory"});
+            return reject(st, st.pc,
+                          {fmt::format("passes read-only memory ({}) for the helper to write", reg_text),
+                           "pass writable memory"});
         }
         return {};
     }
     case reg_type::map_value_or_null:
     case reg_type::mem_or_null:
-        return reject(st, st.pc,
-                      {fmt::format("passes {} in r{}, which may be NULL ({})", what, r,
-                                   explain_register(reg, _input.maps)),
-                       "check the pointer against NULL before the call"});
+        return reject(
+            st, st.pc,
+            {fmt::format("passes {} in r{}, which may be NULL ({})", what, r, explain_register(reg, _input.maps)),
+             "check the pointer against NULL before the call"});
     default:
         return reject(st, st.pc,
                       {fmt::format("passes {} in r{}, which must point to memory (the stack, the packet or a map "

@@ -153,10 +153,12 @@ std::optional<std::string> map_refused(std::uint32_t id, map_type type) {
     case BPF_FUNC_for_each_map_elem:
         if (!one_of(type, {BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY,
                            BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH})) {
-            return fmt::format("bpf_for_each_map_elem iterates hash and array maps, not a map of type {}", to_string(type));
+            return fmt::format("bpf_for_each_map_elem iterates hash and array maps, not a map of type {}",
+                               to_string(type));
         }
         return std::nullopt;
-    default: return std::nullopt;
+    default:
+        return std::nullopt;
     }
 }
 

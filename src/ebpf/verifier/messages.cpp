@@ -9,25 +9,41 @@ namespace sluice::ebpf::verifier_detail {
 
 const char* describe(reg_type type) {
     switch (type) {
-    case reg_type::not_init: return "not initialised";
-    case reg_type::scalar: return "number";
-    case reg_type::ctx: return "context pointer";
-    case reg_type::packet: return "packet pointer";
-    case reg_type::packet_end: return "packet end pointer (data_end)";
-    case reg_type::packet_meta: return "packet metadata pointer";
-    case reg_type::map_ptr: return "map";
-    case reg_type::map_value: return "map value pointer";
-    case reg_type::map_value_or_null: return "map value pointer or NULL";
-    case reg_type::stack: return "stack pointer";
-    case reg_type::mem: return "ringbuf record pointer";
-    case reg_type::mem_or_null: return "ringbuf record pointer or NULL";
-    case reg_type::func: return "function address";
-    case reg_type::stale_packet: return "stale packet pointer";
+    case reg_type::not_init:
+        return "not initialised";
+    case reg_type::scalar:
+        return "number";
+    case reg_type::ctx:
+        return "context pointer";
+    case reg_type::packet:
+        return "packet pointer";
+    case reg_type::packet_end:
+        return "packet end pointer (data_end)";
+    case reg_type::packet_meta:
+        return "packet metadata pointer";
+    case reg_type::map_ptr:
+        return "map";
+    case reg_type::map_value:
+        return "map value pointer";
+    case reg_type::map_value_or_null:
+        return "map value pointer or NULL";
+    case reg_type::stack:
+        return "stack pointer";
+    case reg_type::mem:
+        return "ringbuf record pointer";
+    case reg_type::mem_or_null:
+        return "ringbuf record pointer or NULL";
+    case reg_type::func:
+        return "function address";
+    case reg_type::stale_packet:
+        return "stale packet pointer";
     }
     return "?";
 }
 
-bool is_pointer(reg_type type) { return type != reg_type::not_init && type != reg_type::scalar; }
+bool is_pointer(reg_type type) {
+    return type != reg_type::not_init && type != reg_type::scalar;
+}
 
 std::string map_name(std::span<const map_definition> maps, std::uint32_t index) {
     if (index < maps.size() && !maps[index].name.empty()) {
@@ -61,10 +77,14 @@ std::string short_map_name(std::span<const map_definition> maps, std::uint32_t i
 
 char byte_letter(slot_byte b) {
     switch (b) {
-    case slot_byte::invalid: return '?';
-    case slot_byte::misc: return 'm';
-    case slot_byte::zero: return '0';
-    case slot_byte::spill: return 'r';
+    case slot_byte::invalid:
+        return '?';
+    case slot_byte::misc:
+        return 'm';
+    case slot_byte::zero:
+        return '0';
+    case slot_byte::spill:
+        return 'r';
     }
     return '?';
 }
@@ -73,7 +93,8 @@ char byte_letter(slot_byte b) {
 
 std::string explain_register(const reg_state& reg, std::span<const map_definition> maps) {
     switch (reg.type) {
-    case reg_type::not_init: return "not initialised";
+    case reg_type::not_init:
+        return "not initialised";
     case reg_type::scalar: {
         if (reg.value.is_constant()) {
             return fmt::format("the number {}", static_cast<std::int64_t>(reg.value.constant_value()));
@@ -81,27 +102,31 @@ std::string explain_register(const reg_state& reg, std::span<const map_definitio
         const std::string range = reg.value.describe();
         return range.empty() ? "a number of unknown value" : fmt::format("a number ({})", range);
     }
-    case reg_type::ctx: return fmt::format("context pointer, offset {}", reg.offset);
+    case reg_type::ctx:
+        return fmt::format("context pointer, offset {}", reg.offset);
     case reg_type::packet:
     case reg_type::packet_meta:
         return fmt::format("{}, offset {}{}, proven range {}", describe(reg.type), reg.offset, variable_part(reg),
                            reg.range);
-    case reg_type::packet_end: return describe(reg.type);
-    case reg_type::map_ptr: return fmt::format("{} itself", map_name(maps, reg.map));
+    case reg_type::packet_end:
+        return describe(reg.type);
+    case reg_type::map_ptr:
+        return fmt::format("{} itself", map_name(maps, reg.map));
     case reg_type::map_value:
         return fmt::format("pointer into a value of {} (value size {}), offset {}{}", map_name(maps, reg.map),
                            reg.map < maps.size() ? maps[reg.map].value_size : 0, reg.offset, variable_part(reg));
     case reg_type::map_value_or_null:
         return fmt::format("pointer to a value of {} or NULL (not checked yet)", map_name(maps, reg.map));
     case reg_type::stack:
-        return fmt::format("stack pointer fp{:+}{}{}", reg.offset, reg.frame > 0 ? fmt::format(" of frame {}", reg.frame) : "",
-                           variable_part(reg));
+        return fmt::format("stack pointer fp{:+}{}{}", reg.offset,
+                           reg.frame > 0 ? fmt::format(" of frame {}", reg.frame) : "", variable_part(reg));
     case reg_type::mem:
         return fmt::format("pointer into a {}-byte {}, offset {}{}", reg.mem_size,
                            reg.read_only ? "read-only buffer" : "ringbuf record", reg.offset, variable_part(reg));
     case reg_type::mem_or_null:
         return fmt::format("pointer to a {}-byte ringbuf record or NULL (not checked yet)", reg.mem_size);
-    case reg_type::func: return fmt::format("address of the function at instruction {}", reg.map);
+    case reg_type::func:
+        return fmt::format("address of the function at instruction {}", reg.map);
     case reg_type::stale_packet:
         return "packet pointer made invalid by a helper that changes the packet (bpf_xdp_adjust_head/meta/tail)";
     }
@@ -111,19 +136,23 @@ std::string explain_register(const reg_state& reg, std::span<const map_definitio
 std::string log_register(const reg_state& reg, std::span<const map_definition> maps) {
     const std::string id = reg.id != 0 ? fmt::format("id={},", reg.id) : "";
     switch (reg.type) {
-    case reg_type::not_init: return "?";
+    case reg_type::not_init:
+        return "?";
     case reg_type::scalar:
         if (reg.value.is_constant()) {
             return fmt::format("{}", static_cast<std::int64_t>(reg.value.constant_value()));
         }
         return fmt::format("scalar({}{})", id, reg.value.describe());
-    case reg_type::ctx: return reg.offset == 0 ? "ctx()" : fmt::format("ctx(off={})", reg.offset);
+    case reg_type::ctx:
+        return reg.offset == 0 ? "ctx()" : fmt::format("ctx(off={})", reg.offset);
     case reg_type::packet:
         return fmt::format("pkt({}off={},r={}{})", id, reg.offset, reg.range, log_variable_part(reg));
     case reg_type::packet_meta:
         return fmt::format("pkt_meta({}off={},r={}{})", id, reg.offset, reg.range, log_variable_part(reg));
-    case reg_type::packet_end: return "pkt_end()";
-    case reg_type::map_ptr: return fmt::format("map_ptr({})", short_map_name(maps, reg.map));
+    case reg_type::packet_end:
+        return "pkt_end()";
+    case reg_type::map_ptr:
+        return fmt::format("map_ptr({})", short_map_name(maps, reg.map));
     case reg_type::map_value:
         return fmt::format("map_value(map={},off={}{})", short_map_name(maps, reg.map), reg.offset,
                            log_variable_part(reg));
@@ -138,9 +167,12 @@ std::string log_register(const reg_state& reg, std::span<const map_definition> m
     case reg_type::mem:
         return fmt::format("mem(sz={},off={}{}{})", reg.mem_size, reg.offset,
                            reg.ref != 0 ? fmt::format(",ref={}", reg.ref) : "", log_variable_part(reg));
-    case reg_type::mem_or_null: return fmt::format("mem_or_null({}sz={},ref={})", id, reg.mem_size, reg.ref);
-    case reg_type::func: return fmt::format("func(insn={})", reg.map);
-    case reg_type::stale_packet: return "invalid_pkt";
+    case reg_type::mem_or_null:
+        return fmt::format("mem_or_null({}sz={},ref={})", id, reg.mem_size, reg.ref);
+    case reg_type::func:
+        return fmt::format("func(insn={})", reg.map);
+    case reg_type::stale_packet:
+        return "invalid_pkt";
     }
     return "?";
 }

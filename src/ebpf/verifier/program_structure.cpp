@@ -24,7 +24,9 @@ bool program_structure::is_conditional_jump(const instruction& insn) {
 
 namespace {
 
-bool is_local_call(const instruction& insn) { return insn.opcode == op::call && insn.src == op::call_local; }
+bool is_local_call(const instruction& insn) {
+    return insn.opcode == op::call && insn.src == op::call_local;
+}
 
 std::size_t call_target(const instruction& insn, std::size_t pc) {
     return static_cast<std::size_t>(static_cast<std::int64_t>(pc) + 1 + insn.imm);
@@ -50,12 +52,16 @@ void uses_and_defs(const instruction& insn, int (*helper_arguments)(std::uint32_
         def = bit(insn.dst);
         return;
     }
-    case op::cls_ld: def = bit(insn.dst); return;
+    case op::cls_ld:
+        def = bit(insn.dst);
+        return;
     case op::cls_ldx:
         use = bit(insn.src);
         def = bit(insn.dst);
         return;
-    case op::cls_st: use = bit(insn.dst); return;
+    case op::cls_st:
+        use = bit(insn.dst);
+        return;
     case op::cls_stx:
         use = static_cast<std::uint16_t>(bit(insn.dst) | bit(insn.src));
         if (op::mode(insn.opcode) == op::mode_atomic) {
@@ -67,7 +73,8 @@ void uses_and_defs(const instruction& insn, int (*helper_arguments)(std::uint32_
             }
         }
         return;
-    default: break;
+    default:
+        break;
     }
     const std::uint8_t operation = op::alu_op(insn.opcode);
     if (operation == op::jmp_exit) {
@@ -119,9 +126,12 @@ std::uint16_t needed_before(const instruction& insn, std::uint16_t after, bool i
         }
         return before;
     }
-    case op::cls_ld: return static_cast<std::uint16_t>(after & ~dst);
-    case op::cls_ldx: return static_cast<std::uint16_t>((after & ~dst) | bit(insn.src));
-    case op::cls_st: return static_cast<std::uint16_t>(after | dst);
+    case op::cls_ld:
+        return static_cast<std::uint16_t>(after & ~dst);
+    case op::cls_ldx:
+        return static_cast<std::uint16_t>((after & ~dst) | bit(insn.src));
+    case op::cls_st:
+        return static_cast<std::uint16_t>(after | dst);
     case op::cls_stx: {
         auto before = static_cast<std::uint16_t>(after | dst | bit(insn.src));
         if (op::mode(insn.opcode) == op::mode_atomic && insn.imm == op::atomic_cmpxchg) {
@@ -129,7 +139,8 @@ std::uint16_t needed_before(const instruction& insn, std::uint16_t after, bool i
         }
         return before;
     }
-    default: break;
+    default:
+        break;
     }
     const std::uint8_t operation = op::alu_op(insn.opcode);
     if (operation == op::jmp_exit) {
@@ -221,8 +232,9 @@ expected<program_structure> analyse_structure(std::span<const instruction> code,
         if (is_jump && operation == op::jmp_exit) {
             continue;
         }
-        if (is_jump && (operation == op::jmp_ja || program_structure::is_conditional_jump(insn) ||
-                        program_structure::is_may_goto(insn)) &&
+        if (is_jump &&
+            (operation == op::jmp_ja || program_structure::is_conditional_jump(insn) ||
+             program_structure::is_may_goto(insn)) &&
             operation != op::jmp_call) {
             const std::size_t target = program_structure::jump_target(insn, pc);
             if (target < own.first || target >= own.end) {
@@ -309,8 +321,8 @@ expected<program_structure> analyse_structure(std::span<const instruction> code,
             for (const std::size_t next : successors[i]) {
                 out |= s.precise_in[next];
             }
-            const auto in = static_cast<std::uint16_t>(
-                needed_before(code[i], out, main_function[i], helper_arguments) & s.live_in[i]);
+            const auto in = static_cast<std::uint16_t>(needed_before(code[i], out, main_function[i], helper_arguments) &
+                                                       s.live_in[i]);
             if (in != s.precise_in[i]) {
                 s.precise_in[i] = in;
                 changed = true;

@@ -26,9 +26,9 @@ struct program_structure {
     /// kernel's precision marks): values that flow into comparisons, pointer arithmetic, helper arguments, stores
     /// and returns from functions. Pruning compares other scalars by type only.
     std::vector<std::uint16_t> precise_in;
-    std::vector<bool> prune_point;          ///< by instruction
-    std::vector<bool> second_half;          ///< by instruction: the upper slot of an lddw
-    std::vector<bool> callback_entry;       ///< by instruction: a function whose address is taken
+    std::vector<bool> prune_point;    ///< by instruction
+    std::vector<bool> second_half;    ///< by instruction: the upper slot of an lddw
+    std::vector<bool> callback_entry; ///< by instruction: a function whose address is taken
 
     static std::size_t jump_target(const instruction& insn, std::size_t pc);
     static bool is_conditional_jump(const instruction& insn);

@@ -45,14 +45,14 @@ inline bool is_packet_kind(reg_type t) {
 
 struct reg_state {
     reg_type type{reg_type::not_init};
-    std::uint32_t id{};        ///< packet: pointers sharing a range; or-null: copies to narrow; scalar: linked copies
-    std::uint32_t ref{};       ///< ringbuf records: the reservation to submit or discard
-    std::uint32_t map{};       ///< map_ptr / map_value: index of the map; func: instruction index
-    std::int32_t offset{};     ///< pointers: fixed offset
-    std::int32_t range{};      ///< packet / packet_meta: bytes proven from the pointer's variable part
-    std::uint32_t mem_size{};  ///< mem: record size
-    std::uint32_t frame{};     ///< stack: the frame number the pointer points into
-    bool read_only{};          ///< mem: the program may not write through it (bpf_for_each_map_elem's key)
+    std::uint32_t id{};       ///< packet: pointers sharing a range; or-null: copies to narrow; scalar: linked copies
+    std::uint32_t ref{};      ///< ringbuf records: the reservation to submit or discard
+    std::uint32_t map{};      ///< map_ptr / map_value: index of the map; func: instruction index
+    std::int32_t offset{};    ///< pointers: fixed offset
+    std::int32_t range{};     ///< packet / packet_meta: bytes proven from the pointer's variable part
+    std::uint32_t mem_size{}; ///< mem: record size
+    std::uint32_t frame{};    ///< stack: the frame number the pointer points into
+    bool read_only{};         ///< mem: the program may not write through it (bpf_for_each_map_elem's key)
     scalar_value value{scalar_value::constant(0)}; ///< scalar: the value; pointers: the variable offset
 
     bool operator==(const reg_state&) const = default;

@@ -26,8 +26,10 @@ constexpr std::uint64_t low32 = 0xffff'ffffULL;
 
 void update_bounds_from_bits(scalar_value& v) {
     const tnum t32 = tnum_subreg(v.bits);
-    v.s32min = std::max(v.s32min, static_cast<std::int32_t>(static_cast<std::uint32_t>(t32.value | (t32.mask & 0x8000'0000U))));
-    v.s32max = std::min(v.s32max, static_cast<std::int32_t>(static_cast<std::uint32_t>(t32.value | (t32.mask & 0x7fff'ffffU))));
+    v.s32min = std::max(v.s32min,
+                        static_cast<std::int32_t>(static_cast<std::uint32_t>(t32.value | (t32.mask & 0x8000'0000U))));
+    v.s32max = std::min(v.s32max,
+                        static_cast<std::int32_t>(static_cast<std::uint32_t>(t32.value | (t32.mask & 0x7fff'ffffU))));
     v.u32min = std::max(v.u32min, static_cast<std::uint32_t>(t32.value));
     v.u32max = std::min(v.u32max, static_cast<std::uint32_t>(t32.value | t32.mask));
     v.smin = std::max(v.smin, static_cast<std::int64_t>(v.bits.value | (v.bits.mask & 0x8000'0000'0000'0000ULL)));
@@ -272,7 +274,8 @@ scalar_value alu64(std::uint8_t alu_op, const scalar_value& a, const scalar_valu
         }
         break;
     }
-    default: break;
+    default:
+        break;
     }
     r.sync();
     return r;
@@ -468,9 +471,15 @@ scalar_value scalar_byte_swap(const scalar_value& dst, int width, bool swap) {
     if (dst.is_constant()) {
         std::uint64_t v = dst.constant_value();
         switch (width) {
-        case 16: v = __builtin_bswap16(static_cast<std::uint16_t>(v)); break;
-        case 32: v = __builtin_bswap32(static_cast<std::uint32_t>(v)); break;
-        default: v = __builtin_bswap64(v); break;
+        case 16:
+            v = __builtin_bswap16(static_cast<std::uint16_t>(v));
+            break;
+        case 32:
+            v = __builtin_bswap32(static_cast<std::uint32_t>(v));
+            break;
+        default:
+            v = __builtin_bswap64(v);
+            break;
         }
         return scalar_value::constant(v);
     }
@@ -509,21 +518,34 @@ void store_view(scalar_value& v, const view& w, bool is64) {
     }
 }
 
-bool bits_disagree(const tnum& a, const tnum& b) { return ((a.value ^ b.value) & ~a.mask & ~b.mask) != 0; }
+bool bits_disagree(const tnum& a, const tnum& b) {
+    return ((a.value ^ b.value) & ~a.mask & ~b.mask) != 0;
+}
 
 std::uint8_t negate_condition(std::uint8_t jmp_op) {
     switch (jmp_op) {
-    case op::jmp_jeq: return op::jmp_jne;
-    case op::jmp_jne: return op::jmp_jeq;
-    case op::jmp_jgt: return op::jmp_jle;
-    case op::jmp_jge: return op::jmp_jlt;
-    case op::jmp_jlt: return op::jmp_jge;
-    case op::jmp_jle: return op::jmp_jgt;
-    case op::jmp_jsgt: return op::jmp_jsle;
-    case op::jmp_jsge: return op::jmp_jslt;
-    case op::jmp_jslt: return op::jmp_jsge;
-    case op::jmp_jsle: return op::jmp_jsgt;
-    default: return jmp_op;
+    case op::jmp_jeq:
+        return op::jmp_jne;
+    case op::jmp_jne:
+        return op::jmp_jeq;
+    case op::jmp_jgt:
+        return op::jmp_jle;
+    case op::jmp_jge:
+        return op::jmp_jlt;
+    case op::jmp_jlt:
+        return op::jmp_jge;
+    case op::jmp_jle:
+        return op::jmp_jgt;
+    case op::jmp_jsgt:
+        return op::jmp_jsle;
+    case op::jmp_jsge:
+        return op::jmp_jslt;
+    case op::jmp_jslt:
+        return op::jmp_jsge;
+    case op::jmp_jsle:
+        return op::jmp_jsgt;
+    default:
+        return jmp_op;
     }
 }
 
@@ -559,8 +581,10 @@ std::optional<bool> taken(std::uint8_t jmp_op, const view& d, const view& s) {
             return false;
         }
         return std::nullopt;
-    case op::jmp_jlt: return taken(op::jmp_jgt, s, d);
-    case op::jmp_jle: return taken(op::jmp_jge, s, d);
+    case op::jmp_jlt:
+        return taken(op::jmp_jgt, s, d);
+    case op::jmp_jle:
+        return taken(op::jmp_jge, s, d);
     case op::jmp_jsgt:
         if (d.smin > s.smax) {
             return true;
@@ -577,8 +601,10 @@ std::optional<bool> taken(std::uint8_t jmp_op, const view& d, const view& s) {
             return false;
         }
         return std::nullopt;
-    case op::jmp_jslt: return taken(op::jmp_jsgt, s, d);
-    case op::jmp_jsle: return taken(op::jmp_jsge, s, d);
+    case op::jmp_jslt:
+        return taken(op::jmp_jsgt, s, d);
+    case op::jmp_jsle:
+        return taken(op::jmp_jsge, s, d);
     case op::jmp_jset:
         if ((d.bits.value & s.bits.value) != 0) {
             return true;
@@ -587,7 +613,8 @@ std::optional<bool> taken(std::uint8_t jmp_op, const view& d, const view& s) {
             return false;
         }
         return std::nullopt;
-    default: return std::nullopt;
+    default:
+        return std::nullopt;
     }
 }
 
@@ -650,8 +677,10 @@ bool narrow(std::uint8_t jmp_op, view& d, view& s, bool is64, bool jset_false) {
         d.umin = std::max(d.umin, s.umin);
         s.umax = std::min(s.umax, d.umax);
         break;
-    case op::jmp_jlt: return narrow(op::jmp_jgt, s, d, is64, false);
-    case op::jmp_jle: return narrow(op::jmp_jge, s, d, is64, false);
+    case op::jmp_jlt:
+        return narrow(op::jmp_jgt, s, d, is64, false);
+    case op::jmp_jle:
+        return narrow(op::jmp_jge, s, d, is64, false);
     case op::jmp_jsgt:
         if (s.smin == signed_top || d.smax == signed_bottom) {
             return false;
@@ -663,8 +692,10 @@ bool narrow(std::uint8_t jmp_op, view& d, view& s, bool is64, bool jset_false) {
         d.smin = std::max(d.smin, s.smin);
         s.smax = std::min(s.smax, d.smax);
         break;
-    case op::jmp_jslt: return narrow(op::jmp_jsgt, s, d, is64, false);
-    case op::jmp_jsle: return narrow(op::jmp_jsge, s, d, is64, false);
+    case op::jmp_jslt:
+        return narrow(op::jmp_jsgt, s, d, is64, false);
+    case op::jmp_jsle:
+        return narrow(op::jmp_jsge, s, d, is64, false);
     case op::jmp_jset:
         if (!s.bits.is_constant()) {
             break;
@@ -675,7 +706,8 @@ bool narrow(std::uint8_t jmp_op, view& d, view& s, bool is64, bool jset_false) {
             d.bits = tnum_or(d.bits, tnum::constant(s.bits.value));
         }
         break;
-    default: break;
+    default:
+        break;
     }
     return d.umin <= d.umax && s.umin <= s.umax && d.smin <= d.smax && s.smin <= s.smax;
 }

@@ -44,8 +44,12 @@ struct tnum {
     constexpr std::uint64_t max() const { return value | mask; }
 };
 
-constexpr tnum tnum_lshift(tnum a, unsigned shift) { return tnum{a.value << shift, a.mask << shift}; }
-constexpr tnum tnum_rshift(tnum a, unsigned shift) { return tnum{a.value >> shift, a.mask >> shift}; }
+constexpr tnum tnum_lshift(tnum a, unsigned shift) {
+    return tnum{a.value << shift, a.mask << shift};
+}
+constexpr tnum tnum_rshift(tnum a, unsigned shift) {
+    return tnum{a.value >> shift, a.mask >> shift};
+}
 
 /// Arithmetic shift of the low `bits` (32 or 64) bits; a 32-bit result is zero-extended.
 constexpr tnum tnum_arshift(tnum a, unsigned shift, int bits) {
@@ -133,8 +137,14 @@ constexpr tnum tnum_cast(tnum a, int bytes) {
     return tnum{a.value & keep, a.mask & keep};
 }
 
-constexpr tnum tnum_subreg(tnum a) { return tnum_cast(a, 4); }
-constexpr tnum tnum_clear_subreg(tnum a) { return tnum_lshift(tnum_rshift(a, 32), 32); }
-constexpr tnum tnum_with_subreg(tnum reg, tnum subreg) { return tnum_or(tnum_clear_subreg(reg), tnum_subreg(subreg)); }
+constexpr tnum tnum_subreg(tnum a) {
+    return tnum_cast(a, 4);
+}
+constexpr tnum tnum_clear_subreg(tnum a) {
+    return tnum_lshift(tnum_rshift(a, 32), 32);
+}
+constexpr tnum tnum_with_subreg(tnum reg, tnum subreg) {
+    return tnum_or(tnum_clear_subreg(reg), tnum_subreg(subreg));
+}
 
 } // namespace sluice::ebpf::verifier_detail

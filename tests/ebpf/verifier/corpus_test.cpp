@@ -50,11 +50,16 @@ std::string trim(const std::string& text) {
 
 map_type parse_map_type(const std::string& name) {
     static const std::map<std::string, map_type> types{
-        {"hash", map_type::hash},         {"array", map_type::array},
-        {"prog_array", map_type::prog_array}, {"percpu_hash", map_type::percpu_hash},
-        {"percpu_array", map_type::percpu_array}, {"lru_hash", map_type::lru_hash},
-        {"lpm_trie", map_type::lpm_trie}, {"queue", map_type::queue},
-        {"stack", map_type::stack},       {"ringbuf", map_type::ringbuf},
+        {"hash", map_type::hash},
+        {"array", map_type::array},
+        {"prog_array", map_type::prog_array},
+        {"percpu_hash", map_type::percpu_hash},
+        {"percpu_array", map_type::percpu_array},
+        {"lru_hash", map_type::lru_hash},
+        {"lpm_trie", map_type::lpm_trie},
+        {"queue", map_type::queue},
+        {"stack", map_type::stack},
+        {"ringbuf", map_type::ringbuf},
         {"devmap", map_type::devmap},
     };
     const auto found = types.find(name);
@@ -91,7 +96,8 @@ map_definition parse_map(const std::string& line) {
 std::vector<corpus_case> read_corpus(const std::string& folder) {
     std::vector<corpus_case> cases;
     std::vector<std::filesystem::path> files;
-    for (const auto& entry : std::filesystem::directory_iterator(std::string(SLUICE_VERIFIER_CORPUS_DIR) + "/" + folder)) {
+    for (const auto& entry :
+         std::filesystem::directory_iterator(std::string(SLUICE_VERIFIER_CORPUS_DIR) + "/" + folder)) {
         if (entry.path().extension() == ".txt") {
             files.push_back(entry.path());
         }
@@ -147,7 +153,9 @@ std::vector<corpus_case> read_corpus(const std::string& folder) {
 }
 
 // gtest prints a case by its name rather than its bytes.
-void PrintTo(const corpus_case& c, std::ostream* out) { *out << c.file << "/" << c.name; }
+void PrintTo(const corpus_case& c, std::ostream* out) {
+    *out << c.file << "/" << c.name;
+}
 
 expected<verification_result> verify_case(const corpus_case& c) {
     auto code = assemble(c.assembly);

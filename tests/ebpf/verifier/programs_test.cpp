@@ -53,8 +53,8 @@ std::vector<verified_program> verify_object(const std::string& path) {
 
 #ifdef SLUICE_EXAMPLES_DIR
 const std::set<std::string>& example_names() {
-    static const std::set<std::string> names{"xdp_pass",        "xdp_parse_count", "ddos_filter",  "reflector",
-                                             "proto_count",     "tail_call_chain", "global_config"};
+    static const std::set<std::string> names{"xdp_pass",    "xdp_parse_count", "ddos_filter",  "reflector",
+                                             "proto_count", "tail_call_chain", "global_config"};
     return names;
 }
 
@@ -180,8 +180,7 @@ TEST(VerifierCPrograms, UncheckedPacketReadNamesItsSourceLine) {
     EXPECT_NE(message.find("(unsafe_packet_read.c:11: if (eth->h_proto == __builtin_bswap16(ETH_P_IP)))"),
               std::string::npos)
         << message;
-    EXPECT_NE(message.find("at packet offset 12..12, but the program only proved 0 bytes of packet"),
-              std::string::npos)
+    EXPECT_NE(message.find("at packet offset 12..12, but the program only proved 0 bytes of packet"), std::string::npos)
         << message;
     EXPECT_NE(message.find("fix: add a check that data + 13 <= data_end before this load"), std::string::npos)
         << message;

@@ -59,8 +59,8 @@ TEST(ScalarRange, BoundsFollowKnownBits) {
 }
 
 TEST(ScalarRange, ThirtyTwoBitResultsAreZeroExtended) {
-    const scalar_value minus_one = scalar_alu(op::alu_add, scalar_value::constant(0), scalar_value::constant(~0ULL),
-                                              false, false);
+    const scalar_value minus_one =
+        scalar_alu(op::alu_add, scalar_value::constant(0), scalar_value::constant(~0ULL), false, false);
     EXPECT_TRUE(minus_one.is_constant());
     EXPECT_EQ(minus_one.constant_value(), 0xffff'ffffULL);
     scalar_value wide = scalar_value::unknown();
@@ -127,9 +127,15 @@ std::uint64_t concrete(std::uint8_t alu_op, std::uint64_t a, std::uint64_t b, bo
         const auto sy = static_cast<std::int32_t>(y);
         std::uint32_t r = 0;
         switch (alu_op) {
-        case op::alu_add: r = x + y; break;
-        case op::alu_sub: r = x - y; break;
-        case op::alu_mul: r = x * y; break;
+        case op::alu_add:
+            r = x + y;
+            break;
+        case op::alu_sub:
+            r = x - y;
+            break;
+        case op::alu_mul:
+            r = x * y;
+            break;
         case op::alu_div:
             if (is_signed) {
                 r = y == 0 ? 0 : (sx == INT32_MIN && sy == -1 ? x : static_cast<std::uint32_t>(sx / sy));
@@ -144,22 +150,38 @@ std::uint64_t concrete(std::uint8_t alu_op, std::uint64_t a, std::uint64_t b, bo
                 r = y == 0 ? x : x % y;
             }
             break;
-        case op::alu_and: r = x & y; break;
-        case op::alu_or: r = x | y; break;
-        case op::alu_xor: r = x ^ y; break;
-        case op::alu_lsh: r = x << (y & 31); break;
-        case op::alu_rsh: r = x >> (y & 31); break;
-        case op::alu_arsh: r = static_cast<std::uint32_t>(sx >> (y & 31)); break;
-        default: break;
+        case op::alu_and:
+            r = x & y;
+            break;
+        case op::alu_or:
+            r = x | y;
+            break;
+        case op::alu_xor:
+            r = x ^ y;
+            break;
+        case op::alu_lsh:
+            r = x << (y & 31);
+            break;
+        case op::alu_rsh:
+            r = x >> (y & 31);
+            break;
+        case op::alu_arsh:
+            r = static_cast<std::uint32_t>(sx >> (y & 31));
+            break;
+        default:
+            break;
         }
         return r;
     }
     const auto sa = static_cast<std::int64_t>(a);
     const auto sb = static_cast<std::int64_t>(b);
     switch (alu_op) {
-    case op::alu_add: return a + b;
-    case op::alu_sub: return a - b;
-    case op::alu_mul: return a * b;
+    case op::alu_add:
+        return a + b;
+    case op::alu_sub:
+        return a - b;
+    case op::alu_mul:
+        return a * b;
     case op::alu_div:
         if (is_signed) {
             return b == 0 ? 0 : (sa == INT64_MIN && sb == -1 ? a : static_cast<std::uint64_t>(sa / sb));
@@ -170,13 +192,20 @@ std::uint64_t concrete(std::uint8_t alu_op, std::uint64_t a, std::uint64_t b, bo
             return b == 0 ? a : (sb == -1 ? 0 : static_cast<std::uint64_t>(sa % sb));
         }
         return b == 0 ? a : a % b;
-    case op::alu_and: return a & b;
-    case op::alu_or: return a | b;
-    case op::alu_xor: return a ^ b;
-    case op::alu_lsh: return a << (b & 63);
-    case op::alu_rsh: return a >> (b & 63);
-    case op::alu_arsh: return static_cast<std::uint64_t>(sa >> (b & 63));
-    default: return 0;
+    case op::alu_and:
+        return a & b;
+    case op::alu_or:
+        return a | b;
+    case op::alu_xor:
+        return a ^ b;
+    case op::alu_lsh:
+        return a << (b & 63);
+    case op::alu_rsh:
+        return a >> (b & 63);
+    case op::alu_arsh:
+        return static_cast<std::uint64_t>(sa >> (b & 63));
+    default:
+        return 0;
     }
 }
 
@@ -188,25 +217,37 @@ bool holds(std::uint8_t jmp_op, std::uint64_t a, std::uint64_t b, bool is64) {
     const std::int64_t sa = is64 ? static_cast<std::int64_t>(a) : static_cast<std::int32_t>(a);
     const std::int64_t sb = is64 ? static_cast<std::int64_t>(b) : static_cast<std::int32_t>(b);
     switch (jmp_op) {
-    case op::jmp_jeq: return a == b;
-    case op::jmp_jne: return a != b;
-    case op::jmp_jgt: return a > b;
-    case op::jmp_jge: return a >= b;
-    case op::jmp_jlt: return a < b;
-    case op::jmp_jle: return a <= b;
-    case op::jmp_jsgt: return sa > sb;
-    case op::jmp_jsge: return sa >= sb;
-    case op::jmp_jslt: return sa < sb;
-    case op::jmp_jsle: return sa <= sb;
-    case op::jmp_jset: return (a & b) != 0;
-    default: return false;
+    case op::jmp_jeq:
+        return a == b;
+    case op::jmp_jne:
+        return a != b;
+    case op::jmp_jgt:
+        return a > b;
+    case op::jmp_jge:
+        return a >= b;
+    case op::jmp_jlt:
+        return a < b;
+    case op::jmp_jle:
+        return a <= b;
+    case op::jmp_jsgt:
+        return sa > sb;
+    case op::jmp_jsge:
+        return sa >= sb;
+    case op::jmp_jslt:
+        return sa < sb;
+    case op::jmp_jsle:
+        return sa <= sb;
+    case op::jmp_jset:
+        return (a & b) != 0;
+    default:
+        return false;
     }
 }
 
 /// Small sets of numbers around interesting places: 0, the sign boundaries, the 32-bit boundary, random.
 std::vector<std::uint64_t> random_set(std::mt19937_64& random) {
-    static const std::uint64_t centres[] = {0,           1,           0x7fff'ffffULL, 0x8000'0000ULL, 0xffff'ffffULL,
-                                            1ULL << 32, ~0ULL,        1ULL << 63,     (1ULL << 63) - 1, 255, 16};
+    static const std::uint64_t centres[] = {
+        0, 1, 0x7fff'ffffULL, 0x8000'0000ULL, 0xffff'ffffULL, 1ULL << 32, ~0ULL, 1ULL << 63, (1ULL << 63) - 1, 255, 16};
     std::vector<std::uint64_t> values;
     const std::size_t count = 1 + random() % 4;
     const std::uint64_t centre = random() % 3 == 0 ? random() : centres[random() % std::size(centres)];
@@ -235,8 +276,8 @@ TEST(ScalarSoundness, ArithmeticContainsEveryConcreteResult) {
         for (const std::uint64_t x : a) {
             for (const std::uint64_t y : b) {
                 const std::uint64_t r = concrete(operation, x, y, is64, is_signed);
-                ASSERT_TRUE(member(result, r)) << "op " << int(operation) << (is64 ? "" : "32") << " " << x << ", "
-                                               << y << " = " << r << " not in " << result.describe();
+                ASSERT_TRUE(member(result, r)) << "op " << int(operation) << (is64 ? "" : "32") << " " << x << ", " << y
+                                               << " = " << r << " not in " << result.describe();
                 ++checked;
             }
         }
@@ -254,13 +295,20 @@ TEST(ScalarSoundness, NegationSignExtensionAndByteSwaps) {
         const int from = (random() % 2 == 0 ? 8 : 16) << (is64 ? random() % 2 : 0);
         const scalar_value extended = scalar_sign_extend(abstract, from, is64);
         for (const std::uint64_t x : a) {
-            const std::uint64_t negative = is64 ? 0 - x : static_cast<std::uint32_t>(0U - static_cast<std::uint32_t>(x));
+            const std::uint64_t negative =
+                is64 ? 0 - x : static_cast<std::uint32_t>(0U - static_cast<std::uint32_t>(x));
             ASSERT_TRUE(member(negated, negative)) << x;
             std::int64_t wide = 0;
             switch (from) {
-            case 8: wide = static_cast<std::int8_t>(x); break;
-            case 16: wide = static_cast<std::int16_t>(x); break;
-            default: wide = static_cast<std::int32_t>(x); break;
+            case 8:
+                wide = static_cast<std::int8_t>(x);
+                break;
+            case 16:
+                wide = static_cast<std::int16_t>(x);
+                break;
+            default:
+                wide = static_cast<std::int32_t>(x);
+                break;
             }
             const std::uint64_t expected =
                 is64 ? static_cast<std::uint64_t>(wide) : static_cast<std::uint32_t>(static_cast<std::uint64_t>(wide));
@@ -273,9 +321,8 @@ TEST(ScalarSoundness, NegationSignExtensionAndByteSwaps) {
 
 TEST(ScalarSoundness, BranchesKeepEveryPairThatTakesThem) {
     std::mt19937_64 random(42);
-    const std::uint8_t conditions[] = {op::jmp_jeq,  op::jmp_jne,  op::jmp_jgt,  op::jmp_jge,
-                                       op::jmp_jlt,  op::jmp_jle,  op::jmp_jsgt, op::jmp_jsge,
-                                       op::jmp_jslt, op::jmp_jsle, op::jmp_jset};
+    const std::uint8_t conditions[] = {op::jmp_jeq,  op::jmp_jne,  op::jmp_jgt,  op::jmp_jge,  op::jmp_jlt, op::jmp_jle,
+                                       op::jmp_jsgt, op::jmp_jsge, op::jmp_jslt, op::jmp_jsle, op::jmp_jset};
     for (int round = 0; round < 6000; ++round) {
         const auto a = random_set(random);
         const auto b = random() % 2 == 0 ? random_set(random) : std::vector<std::uint64_t>{a[random() % a.size()]};
@@ -295,10 +342,10 @@ TEST(ScalarSoundness, BranchesKeepEveryPairThatTakesThem) {
                     }
                     ASSERT_TRUE(!known || *known == taken) << "branch wrongly decided for " << x << ", " << y;
                     ASSERT_TRUE(possible) << "op " << int(condition) << " " << x << ", " << y << " " << taken;
-                    ASSERT_TRUE(member(nd, x)) << "op " << int(condition) << (is64 ? "" : "32") << " " << x << ", "
-                                               << y << " taken " << taken << ": " << nd.describe();
-                    ASSERT_TRUE(member(ns, y)) << "op " << int(condition) << " " << x << ", " << y << ": "
-                                               << ns.describe();
+                    ASSERT_TRUE(member(nd, x)) << "op " << int(condition) << (is64 ? "" : "32") << " " << x << ", " << y
+                                               << " taken " << taken << ": " << nd.describe();
+                    ASSERT_TRUE(member(ns, y))
+                        << "op " << int(condition) << " " << x << ", " << y << ": " << ns.describe();
                 }
             }
         }
