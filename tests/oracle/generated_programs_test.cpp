@@ -18,6 +18,7 @@ using namespace sluice::oracle;
 constexpr std::uint64_t shards = 8;
 constexpr std::uint64_t programs_per_shard = 130; // 1,040 programs per run
 constexpr std::size_t packets_per_program = 72;   // the crafted edge cases, then random ones
+constexpr std::size_t fill_entries = 6;           // random map entries before the first packet
 
 std::uint64_t seed_base() {
     const char* text = std::getenv("SLUICE_SEED_BASE");
@@ -36,17 +37,26 @@ TEST_P(generated_programs, agree_with_the_kernel) {
         sluice::testing::generator_options options;
         options.loops = n % 3 == 0;
         options.max_instructions = n % 4 == 0 ? 400 : 160;
+        if (const char* only = std::getenv("SLUICE_ONLY_SEED");
+            only != nullptr && std::strtoull(only, nullptr, 0) != seed) {
+            continue; // debugging one program
+        }
         const sluice::testing::generated_program program = sluice::testing::generate_program(seed, options);
         auto pair = oracle_pair::from_generated(program);
         ASSERT_TRUE(pair) << "seed " << seed << ": " << pair.error().message << "\n"
                           << sluice::testing::describe(program);
-        const std::string filled = (*pair)->fill_randomly(seed, 6);
+        const std::string filled = (*pair)->fill_randomly(seed, fill_entries);
         ASSERT_EQ(filled, "") << "seed " << seed << "\n" << sluice::testing::describe(program);
         const std::vector<test_packet> corpus = packet_corpus(seed, packets_per_program);
-        for (const test_packet& packet : corpus) {
-            const std::string difference = (*pair)->compare(packet);
-            ASSERT_EQ(difference, "") << "program seed " << seed << " (SLUICE_SEED_BASE=" << seed_base() << ")\n"
-                                      << sluice::testing::describe(program);
+        for (std::size_t i = 0; i < corpus.size(); ++i) {
+            const std::string difference = (*pair)->compare(corpus[i]);
+            if (!difference.empty()) {
+                const std::string diagnosis =
+                    locate_divergence(program, std::span(corpus).first(i + 1), seed, fill_entries);
+                FAIL() << "program seed " << seed << " (SLUICE_SEED_BASE=" << seed_base() << "), packet " << i << "\n"
+                       << difference << diagnosis << "\n"
+                       << sluice::testing::describe(program);
+            }
         }
         ++programs;
         packets += (*pair)->counts().packets;

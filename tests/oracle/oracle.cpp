@@ -9,9 +9,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
+
+#include "sluice/ebpf/disassembler.hpp"
 
 namespace sluice::oracle {
 namespace {
@@ -70,7 +75,8 @@ std::string byte_difference(std::string_view what, const bytes& kernel, const by
     }
     return fmt::format("  {} differs: kernel {} bytes, sluice {} bytes, first difference at byte {}\n"
                        "  kernel:\n{}  sluice:\n{}",
-                       what, kernel.size(), sluice.size(), first, hex_dump(kernel, 4), hex_dump(sluice, 4));
+                       what, kernel.size(), sluice.size(), first, hex_dump(kernel, 4, first > 64 ? first - 64 : 0),
+                       hex_dump(sluice, 4, first > 64 ? first - 64 : 0));
 }
 
 /// Keys as strings: GCC 12 warns wrongly (stringop-overread) about comparing vectors of bytes in a std::map.
@@ -283,6 +289,20 @@ expected<std::unique_ptr<oracle_pair>> oracle_pair::from_generated(const testing
         return error{
             fmt::format("the kernel's verifier refused the program: {}\n{}", errno_text(fd), tail(log.c_str()))};
     }
+    if (const char* path = std::getenv("SLUICE_ORACLE_VERIFIER_LOG"); path != nullptr && access(path, F_OK) != 0) {
+        // Debugging aid: the verifier's whole reasoning (log level 2) for the first generated program loaded.
+        LIBBPF_OPTS(bpf_prog_load_opts, verbose, .log_level = 2, .log_size = static_cast<__u32>(log.size()),
+                    .log_buf = log.data());
+        const int again = bpf_prog_load(BPF_PROG_TYPE_XDP, "generated", "GPL",
+                                        reinterpret_cast<const bpf_insn*>(code.data()), code.size(), &verbose);
+        if (again >= 0) {
+            close(again);
+        }
+        if (std::FILE* file = std::fopen(path, "w"); file != nullptr) {
+            std::fputs(log.c_str(), file);
+            std::fclose(file);
+        }
+    }
     pair->_kernel->own_fds.push_back(fd);
     pair->_kernel->program_fd = fd;
 
@@ -303,6 +323,31 @@ expected<std::unique_ptr<oracle_pair>> oracle_pair::from_generated(const testing
         pair->_maps.push_back(std::move(paired));
     }
     return pair;
+}
+
+std::string oracle_pair::kernel_program_text() const {
+    bpf_prog_info info{};
+    __u32 length = sizeof info;
+    if (const int got = bpf_obj_get_info_by_fd(_kernel->program_fd, &info, &length); got != 0) {
+        return "bpf_prog_get_info_by_fd: " + errno_text(got);
+    }
+    std::vector<ebpf::instruction> code(info.xlated_prog_len / sizeof(ebpf::instruction));
+    const __u32 bytes = info.xlated_prog_len;
+    info = {};
+    info.xlated_prog_len = bytes;
+    info.xlated_prog_insns = reinterpret_cast<std::uintptr_t>(code.data());
+    length = sizeof info;
+    if (const int got = bpf_obj_get_info_by_fd(_kernel->program_fd, &info, &length); got != 0) {
+        return "bpf_prog_get_info_by_fd: " + errno_text(got);
+    }
+    std::string text;
+    for (std::size_t pc = 0; pc < code.size(); ++pc) {
+        text += fmt::format("  {:4}: {}\n", pc, ebpf::disassemble(code, pc));
+        if (code[pc].opcode == ebpf::op::lddw) {
+            ++pc;
+        }
+    }
+    return text;
 }
 
 map_pair* oracle_pair::find_map(std::string_view name) {
@@ -385,17 +430,18 @@ run_result oracle_pair::run_kernel(const test_packet& packet, std::uint32_t ifin
     }
     result.retval = options.retval;
     out.resize(std::min<std::size_t>(options.data_size_out, out.size()));
+    // data_out is the metadata, the linear part (up to ctx_out.data_end) and, for packets beyond one page, the
+    // fragments: the whole packet.
     const std::size_t meta = std::min<std::size_t>(context_out.data, out.size());
-    const std::size_t end = std::min<std::size_t>(context_out.data_end, out.size());
     result.meta.assign(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(meta));
-    result.packet.assign(out.begin() + static_cast<std::ptrdiff_t>(meta),
-                         out.begin() + static_cast<std::ptrdiff_t>(std::max(meta, end)));
+    result.packet.assign(out.begin() + static_cast<std::ptrdiff_t>(meta), out.end());
     return result;
 }
 
 run_result oracle_pair::run_sluice(const test_packet& packet, std::uint32_t ifindex, std::uint32_t rx_queue) {
     run_result result;
-    xdp::frame* frame = _pool.acquire();
+    xdp::frame_pool& pool = packet.bytes.size() > xdp::standard_frame_capacity ? _jumbo_pool : _pool;
+    xdp::frame* frame = pool.acquire();
     if (frame != nullptr) {
         // BPF_PROG_TEST_RUN gives each run a zeroed buffer (kzalloc); a recycled frame keeps the bytes of earlier
         // packets in its headroom, as a driver's recycled pages do, which adjust_head/adjust_meta can expose.
@@ -403,9 +449,9 @@ run_result oracle_pair::run_sluice(const test_packet& packet, std::uint32_t ifin
     }
     if (frame == nullptr || !frame->assign(packet.bytes)) {
         if (frame != nullptr) {
-            _pool.release(frame);
+            pool.release(frame);
         }
-        result.error = fmt::format("a {}-byte packet does not fit a standard frame", packet.bytes.size());
+        result.error = fmt::format("a {}-byte packet does not fit a frame", packet.bytes.size());
         return result;
     }
     ebpf::xdp_context& context = frame->context();
@@ -422,7 +468,7 @@ run_result oracle_pair::run_sluice(const test_packet& packet, std::uint32_t ifin
     }
     result.meta.assign(context.data_meta, context.data);
     result.packet.assign(context.data, context.data_end);
-    _pool.release(frame);
+    pool.release(frame);
     return result;
 }
 
@@ -562,6 +608,140 @@ std::string oracle_pair::compare_maps() {
         }
     }
     return text;
+}
+
+namespace {
+
+/// `code` with [r0 = rX; (r0 >>= 32;) r0 ^= mark; if r6 == 0 goto +1; exit] inserted before instruction `at`; jumps
+/// to `at` land on the probe. Two marks tell whether the probe was reached at all: only then do the results differ.
+std::vector<ebpf::instruction> insert_probe(std::span<const ebpf::instruction> code, std::size_t at, int reg, bool high,
+                                            std::int32_t mark) {
+    namespace op = ebpf::op;
+    std::vector<ebpf::instruction> probe{
+        ebpf::make_instruction(op::cls_alu64 | op::alu_mov | op::src_x, 0, static_cast<std::uint8_t>(reg))};
+    if (high) {
+        probe.push_back(ebpf::make_instruction(op::cls_alu64 | op::alu_rsh | op::src_k, 0, 0, 0, 32));
+    }
+    probe.push_back(ebpf::make_instruction(op::cls_alu64 | op::alu_xor | op::src_k, 0, 0, 0, mark));
+    // The rest of the program must stay reachable for the kernel's CFG check ("unreachable insn"): a branch that
+    // never goes (ctx is never NULL, and the verifier knows it) skips the exit.
+    probe.push_back(ebpf::make_instruction(op::cls_jmp | op::jmp_jeq | op::src_k, 6, 0, 1, 0));
+    probe.push_back(ebpf::make_instruction(op::exit));
+    const auto k = static_cast<std::int64_t>(probe.size());
+    const auto p = static_cast<std::int64_t>(at);
+    std::vector<ebpf::instruction> result(code.begin(), code.begin() + p);
+    result.insert(result.end(), probe.begin(), probe.end());
+    result.insert(result.end(), code.begin() + p, code.end());
+    auto moved = [&](std::int64_t index) { return index < p ? index : index + k; };
+    for (std::int64_t i = 0; i < static_cast<std::int64_t>(code.size()); ++i) {
+        const ebpf::instruction& insn = code[static_cast<std::size_t>(i)];
+        if (insn.opcode == op::lddw) {
+            ++i;
+            continue;
+        }
+        const std::uint8_t operation = op::alu_op(insn.opcode);
+        if (!op::is_jump(insn.opcode) || operation == op::jmp_call || operation == op::jmp_exit) {
+            continue;
+        }
+        const bool long_jump = insn.opcode == op::ja32;
+        const std::int64_t target = i + 1 + (long_jump ? insn.imm : insn.offset);
+        const std::int64_t new_target = target == p ? p : moved(target);
+        const std::int64_t new_index = moved(i);
+        ebpf::instruction& changed = result[static_cast<std::size_t>(new_index)];
+        if (long_jump) {
+            changed.imm = static_cast<std::int32_t>(new_target - new_index - 1);
+        } else {
+            changed.offset = static_cast<std::int16_t>(new_target - new_index - 1);
+        }
+    }
+    return result;
+}
+
+/// One probe's results on the last packet, both sides; nullopt when the kernel refuses it (register not readable).
+std::optional<std::array<std::uint32_t, 2>> run_probe(const testing::generated_program& program,
+                                                      std::vector<ebpf::instruction> code,
+                                                      std::span<const test_packet> packets, std::uint64_t fill_seed,
+                                                      std::size_t fill_count) {
+    testing::generated_program probe = program;
+    probe.code = std::move(code);
+    auto pair = oracle_pair::from_generated(probe);
+    if (!pair) {
+        return std::nullopt;
+    }
+    (void)(*pair)->fill_randomly(fill_seed, fill_count);
+    for (std::size_t i = 0; i + 1 < packets.size(); ++i) {
+        (void)(*pair)->run_kernel(packets[i]);
+        (void)(*pair)->run_sluice(packets[i]);
+    }
+    return std::array<std::uint32_t, 2>{(*pair)->run_kernel(packets.back()).retval,
+                                        (*pair)->run_sluice(packets.back()).retval};
+}
+
+} // namespace
+
+std::string kernel_xlated(const testing::generated_program& program) {
+    auto pair = oracle_pair::from_generated(program);
+    if (!pair) {
+        return pair.error().message;
+    }
+    return (*pair)->kernel_program_text();
+}
+
+std::string locate_divergence(const testing::generated_program& program, std::span<const test_packet> packets,
+                              std::uint64_t fill_seed, std::size_t fill_count) {
+    if (packets.empty()) {
+        return "no packets";
+    }
+    constexpr std::int32_t mark = 0x5a5a5a5a;
+    for (std::size_t at = 0; at < program.code.size(); ++at) {
+        if (at > 0 && program.code[at - 1].opcode == ebpf::op::lddw) {
+            continue; // the second half of a 64-bit load
+        }
+        std::string found;
+        for (int reg = 0; reg <= 9; ++reg) {
+            std::array<std::uint64_t, 2> value{}; // kernel, sluice
+            bool usable = true;
+            for (const bool high : {false, true}) {
+                const auto plain =
+                    run_probe(program, insert_probe(program.code, at, reg, high, 0), packets, fill_seed, fill_count);
+                const auto marked =
+                    run_probe(program, insert_probe(program.code, at, reg, high, mark), packets, fill_seed, fill_count);
+                if (!plain || !marked) {
+                    usable = false; // the verifier says the register is not readable there
+                    break;
+                }
+                const bool kernel_reached = ((*plain)[0] ^ (*marked)[0]) == static_cast<std::uint32_t>(mark);
+                const bool sluice_reached = ((*plain)[1] ^ (*marked)[1]) == static_cast<std::uint32_t>(mark);
+                if (kernel_reached != sluice_reached) {
+                    return fmt::format("first divergence: instruction {} ({}) is reached by {} only\nthe kernel's "
+                                       "program after its verifier (xlated):\n{}",
+                                       at, ebpf::disassemble(program.code, at),
+                                       kernel_reached ? "the kernel" : "sluice", kernel_xlated(program));
+                }
+                if (!kernel_reached) {
+                    usable = false;
+                    break;
+                }
+                value[0] |= std::uint64_t{(*plain)[0]} << (high ? 32 : 0);
+                value[1] |= std::uint64_t{(*plain)[1]} << (high ? 32 : 0);
+            }
+            if (std::getenv("SLUICE_ORACLE_VERBOSE") != nullptr) {
+                std::fprintf(stderr, "probe before %zu r%d: %s kernel %#llx sluice %#llx\n", at, reg,
+                             usable ? "reached" : "unreadable or not reached",
+                             static_cast<unsigned long long>(value[0]), static_cast<unsigned long long>(value[1]));
+            }
+            if (usable && value[0] != value[1]) {
+                found += fmt::format("    r{}: kernel {:#x}, sluice {:#x}\n", reg, value[0], value[1]);
+            }
+        }
+        if (!found.empty()) {
+            const std::string before = at > 0 ? ebpf::disassemble(program.code, at - 1) : std::string("(start)");
+            return fmt::format("first divergence: before instruction {} ({}); the instruction before it is {}:\n{}", at,
+                               ebpf::disassemble(program.code, at), before, found);
+        }
+    }
+    return "no register differs before any instruction: the difference is in memory, the packet or a helper's "
+           "effect\n";
 }
 
 } // namespace sluice::oracle

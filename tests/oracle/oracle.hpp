@@ -110,6 +110,8 @@ public:
     std::string compare_maps();
 
     const oracle_counts& counts() const { return _counts; }
+    /// The kernel's program after its verifier rewrote it (BPF_OBJ_GET_INFO_BY_FD xlated), disassembled.
+    std::string kernel_program_text() const;
     /// The sluice side's worker state (routes, MTUs, ...), to set what the kernel's environment has.
     ebpf::execution_state& sluice_state() { return _state; }
 
@@ -127,10 +129,18 @@ private:
     std::optional<ebpf::interpreter> _machine;
     xdp::checked_memory _memory; ///< checked mode's regions: the frame, the context, array maps and global data
     xdp::frame_pool _pool{1};
+    xdp::frame_pool _jumbo_pool{1, xdp::jumbo_frame_size}; ///< packets beyond 3520 bytes (no frags in sluice)
     std::vector<map_pair> _maps;
     oracle_counts _counts;
     cpu_set_t _saved_affinity{};
 };
+
+/// For a generated program whose run on packets.back() differs (after packets before it, maps filled by
+/// fill_randomly(fill_seed, fill_count)): programs probing the value of each register before each instruction (64
+/// bits, as two returns of 32) run the same way in both, and the first instruction before which a register differs
+/// is named. A diagnosis for failure messages, or why there is none.
+std::string locate_divergence(const testing::generated_program& program, std::span<const test_packet> packets,
+                              std::uint64_t fill_seed, std::size_t fill_count);
 
 /// The kernel's number of possible cpus: slots of per-CPU values in syscalls.
 unsigned possible_cpus();

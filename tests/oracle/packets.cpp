@@ -560,14 +560,22 @@ std::vector<test_packet> packet_corpus(std::uint64_t seed, std::size_t total) {
     return packets;
 }
 
-std::string hex_dump(const std::vector<std::uint8_t>& data, std::size_t indent) {
+std::string hex_dump(const std::vector<std::uint8_t>& data, std::size_t indent, std::size_t from, std::size_t limit) {
     std::string text;
-    for (std::size_t line = 0; line < data.size(); line += 16) {
+    from &= ~std::size_t{15};
+    const std::size_t end = std::min(data.size(), from + limit);
+    if (from > 0 && from < data.size()) {
+        text += fmt::format("{:{}}... ({} bytes before)\n", "", indent, from);
+    }
+    for (std::size_t line = from; line < end; line += 16) {
         text += fmt::format("{:{}}{:04x}:", "", indent, line);
-        for (std::size_t i = line; i < std::min(data.size(), line + 16); ++i) {
+        for (std::size_t i = line; i < std::min(end, line + 16); ++i) {
             text += fmt::format(" {:02x}", data[i]);
         }
         text += '\n';
+    }
+    if (end < data.size()) {
+        text += fmt::format("{:{}}... ({} more bytes)\n", "", indent, data.size() - end);
     }
     if (data.empty()) {
         text += fmt::format("{:{}}(empty)\n", "", indent);

@@ -32,7 +32,8 @@ std::vector<test_packet> random_packets(std::uint64_t seed, std::size_t count);
 /// crafted_packets() followed by random packets up to `total` (at least all the crafted ones).
 std::vector<test_packet> packet_corpus(std::uint64_t seed, std::size_t total);
 
-/// "0000: 45 00 ..." lines, 16 bytes each.
-std::string hex_dump(const std::vector<std::uint8_t>& bytes, std::size_t indent = 4);
+/// "0000: 45 00 ..." lines, 16 bytes each, from byte `from` (rounded down to 16) for at most `limit` bytes.
+std::string hex_dump(const std::vector<std::uint8_t>& bytes, std::size_t indent = 4, std::size_t from = 0,
+                     std::size_t limit = 256);
 
 } // namespace sluice::oracle

@@ -2,10 +2,10 @@
 #include "netns.hpp"
 
 #include <arpa/inet.h>
-#include <linux/ethtool.h>
-#include <linux/sockios.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
@@ -28,7 +28,9 @@ namespace {
 constexpr const char* prefix = "sluice-";
 constexpr const char* netns_directory = "/run/netns/";
 
-std::string quiet(const std::string& command) { return command + " 2>&1"; }
+std::string quiet(const std::string& command) {
+    return command + " 2>&1";
+}
 
 // Namespaces "sluice-<pid>-*" whose process is gone were left by a test that crashed: remove them, once per process.
 void remove_stale_namespaces() {
@@ -127,7 +129,9 @@ std::unique_ptr<network_namespace> network_namespace::create(std::string_view ta
     return space;
 }
 
-network_namespace::~network_namespace() { (void)run_command("ip netns del " + _name); }
+network_namespace::~network_namespace() {
+    (void)run_command("ip netns del " + _name);
+}
 
 command_result network_namespace::ip(const std::string& arguments) const {
     return run_command("ip -n " + _name + " " + arguments);
@@ -202,8 +206,8 @@ bool add_veth(const network_namespace& first, const std::string& first_name, con
         }
         return false;
     };
-    const command_result created = first.ip("link add name " + first_name + " type veth peer name " + second_name +
-                                            " netns " + second.name());
+    const command_result created =
+        first.ip("link add name " + first_name + " type veth peer name " + second_name + " netns " + second.name());
     if (!created.ok()) {
         return fail("ip link add veth " + first_name + "/" + second_name, created);
     }
@@ -316,7 +320,9 @@ std::unique_ptr<udp_socket> udp_socket::open(const network_namespace& space, std
     return std::unique_ptr<udp_socket>(new udp_socket(fd));
 }
 
-udp_socket::~udp_socket() { ::close(_fd); }
+udp_socket::~udp_socket() {
+    ::close(_fd);
+}
 
 bool udp_socket::send_to(std::string_view address, std::uint16_t port, std::span<const std::uint8_t> payload) const {
     sockaddr_in remote{};
@@ -346,8 +352,8 @@ std::size_t udp_socket::receive_matching(std::span<const std::uint8_t> prefix_by
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     std::size_t matched = 0;
     while (matched < count) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                                std::chrono::steady_clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
             break;
         }

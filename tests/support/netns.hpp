@@ -113,7 +113,8 @@ std::vector<std::uint8_t> udp_frame(const mac_address& source_mac, const mac_add
                                     std::span<const std::uint8_t> payload);
 
 /// The UDP payload of an Ethernet/IPv4/UDP frame, or empty when it is not one.
-std::span<const std::uint8_t> udp_payload(std::span<const std::uint8_t> frame, std::uint16_t* destination_port = nullptr);
+std::span<const std::uint8_t> udp_payload(std::span<const std::uint8_t> frame,
+                                          std::uint16_t* destination_port = nullptr);
 
 /// A UDP socket opened inside a namespace and bound to ADDRESS:PORT there.
 class udp_socket {

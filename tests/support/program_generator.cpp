@@ -568,7 +568,7 @@ private:
             load(size_code(bytes), dst, frame(), offset, sign_extend);
             _state.set(dst, holds::scalar);
         } else {
-            atomic(frame(), offset_of(source_slot), 8, {});
+            atomic(frame(), offset_of(source_slot), 8, {}, _options.stack_fetch_atomics);
         }
     }
 
@@ -586,7 +586,8 @@ private:
     }
 
     /// An atomic on [base + offset, + region) (naturally aligned, as the kernel requires of atomics).
-    void atomic(int base, std::int16_t region_offset, std::uint32_t region, std::initializer_list<int> excluded) {
+    void atomic(int base, std::int16_t region_offset, std::uint32_t region, std::initializer_list<int> excluded,
+                bool fetching = true) {
         const bool wide = region >= 8 && _random.chance(0.5);
         const int bytes = wide ? 8 : 4;
         const auto offset = static_cast<std::int16_t>(
@@ -601,7 +602,8 @@ private:
                                                                  op::atomic_xor | op::atomic_fetch,
                                                                  op::atomic_xchg,
                                                                  op::atomic_cmpxchg};
-        const std::int32_t operation = operations[_random.below(operations.size())];
+        // The first four do not fetch.
+        const std::int32_t operation = operations[_random.below(fetching ? operations.size() : 4)];
         const bool writes_source = (operation & op::atomic_fetch) != 0 && operation != op::atomic_cmpxchg;
         int src = -1;
         if (writes_source) {
@@ -835,7 +837,7 @@ private:
             return;
         }
         if (pick == 9 && _options.atomics) {
-            atomic(value, 0, value_size, {value});
+            atomic(value, 0, value_size, {value}, true);
             return;
         }
         const int bytes = 1 << _random.below(4);

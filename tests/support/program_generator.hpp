@@ -47,11 +47,17 @@
 namespace sluice::testing {
 
 struct generator_options {
-    std::size_t max_instructions{200};    ///< upper bound on the program's length, in instruction slots
-    bool packet_access{true};             ///< packet and metadata reads and writes after bounds checks
-    bool maps{true};                      ///< maps and the map helpers
-    bool helpers{true};                   ///< helpers other than the map helpers
-    bool loops{false};                    ///< bounded loops (backward jumps); the kernel verifies them since 5.3
+    std::size_t max_instructions{200}; ///< upper bound on the program's length, in instruction slots
+    bool packet_access{true};          ///< packet and metadata reads and writes after bounds checks
+    bool maps{true};                   ///< maps and the map helpers
+    bool helpers{true};                ///< helpers other than the map helpers
+    bool loops{false};                 ///< bounded loops (backward jumps); the kernel verifies them since 5.3
+    /// Fetching atomics (fetch_*, xchg, cmpxchg) on stack slots. Off by default: Linux 6.18's verifier does not carry
+    /// precision from the fetched register back to the stack slot (backtrack_insn treats the atomic as a store), may
+    /// then prune a path as equivalent to one with another value in the slot and remove code that runs, so the kernel
+    /// stops following the instruction set (tests/oracle/kernel_differences_test.cpp shows it). On map values they
+    /// stay on: the verifier knows nothing of a value's contents.
+    bool stack_fetch_atomics{false};
     bool atomics{true};                   ///< atomic operations on stack slots and map values
     bool v4_instructions{true};           ///< sdiv/smod, movsx, ldsx, bswap, gotol (cpu v4, kernel 6.6+)
     bool nondeterministic_helpers{false}; ///< bpf_get_prandom_u32, bpf_ktime_get_ns: results differ run to run
