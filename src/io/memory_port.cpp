@@ -46,8 +46,14 @@ bool memory_port::exhausted() const {
 
 std::size_t memory_port::rx_batch(std::span<xdp::frame*> out) {
     std::lock_guard guard(_lock);
+    // Frames for at most what is queued, taken in one go (the pool's cache moves them in bulk).
+    std::size_t waiting = _queue.size() - _next;
+    if (_round + 1 < _rounds && !_queue.empty()) {
+        waiting = out.size();
+    }
+    const std::size_t acquired = _pool.acquire_batch(out.first(std::min(out.size(), waiting)));
     std::size_t delivered = 0;
-    while (delivered < out.size()) {
+    while (delivered < acquired) {
         if (_next == _queue.size()) {
             if (_queue.empty() || _round + 1 >= _rounds) {
                 break;
@@ -55,24 +61,21 @@ std::size_t memory_port::rx_batch(std::span<xdp::frame*> out) {
             ++_round; // replaying: the next round over the same packets
             _next = 0;
         }
-        const stored& packet = _queue[_next];
-        if (packet.bytes.size() > _pool.frame_capacity()) {
-            ++_stats.rx_errors;
-            ++_next;
+        const stored& packet = _queue[_next++];
+        xdp::frame* item = out[delivered];
+        if (!item->assign(packet.bytes)) {
+            ++_stats.rx_errors; // larger than a frame: not delivered, counted
             continue;
         }
-        xdp::frame* item = _pool.acquire();
-        if (item == nullptr) {
-            break; // the pool is empty: the packet waits for the next call, as a ring waits for buffers
-        }
-        (void)item->assign(packet.bytes); // fits: checked against the pool's capacity above
         item->set_ingress(_features.ifindex, _options.rx_queue);
         item->info().record = packet.record;
         item->info().wire_length = static_cast<std::uint32_t>(packet.bytes.size());
-        out[delivered++] = item;
+        ++delivered;
         ++_stats.rx_packets;
         _stats.rx_bytes += packet.bytes.size();
-        ++_next;
+    }
+    if (delivered < acquired) {
+        _pool.release_batch(out.subspan(delivered, acquired - delivered));
     }
     if (_rounds <= 1 && _next == _queue.size()) {
         _queue.clear(); // a single pass: delivered packets are not kept

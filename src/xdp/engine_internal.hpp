@@ -56,6 +56,15 @@ struct port_counters {
     void count(outcome what, std::uint64_t length) { outcomes[static_cast<std::size_t>(what)].add(length); }
 };
 
+/// The same counts, plain: what a worker adds up during an iteration and publishes into port_counters once at its
+/// end, so that the per-packet cost is an add, not an atomic store.
+struct pending_counts {
+    counter received;
+    std::array<counter, outcome_count> outcomes{};
+    counter sent;
+    bool any{};
+};
+
 /// A frame waiting in a per-target queue, with what to count when the target takes it or refuses it.
 struct queued {
     frame* item{};
@@ -109,6 +118,8 @@ struct engine_shared {
     }
 };
 
+inline constexpr std::uint32_t no_pass_target = UINT32_MAX;
+
 /// The ring size per pair of workers; an entry's qsize limits it further.
 inline constexpr std::size_t cpumap_ring_size = 4096;
 
@@ -160,8 +171,22 @@ private:
     void flush_socket(std::size_t socket);
     void flush_all();
     executor* attached_program(const void* handle);
-    void release(frame* item) { item->pool()->release(item); }
-    void count(std::uint32_t origin, outcome what, std::uint32_t length);
+    void release(frame* item) {
+        // The engine's pool through this worker's cache directly (no thread-local lookup); other pools (AF_XDP UMEM)
+        // through their own release.
+        if (item->pool() == _shared.config.pool && _cache != nullptr) {
+            _cache->release(item);
+        } else {
+            item->pool()->release(item);
+        }
+    }
+    void count(std::uint32_t origin, outcome what, std::uint32_t length) {
+        pending_counts& counts = _pending[origin];
+        counts.outcomes[static_cast<std::size_t>(what)].add(length);
+        counts.any = true;
+    }
+    /// Moves the iteration's counts into the counters a monitor reads.
+    void publish();
 
     engine_shared& _shared;
     unsigned _index;
@@ -169,6 +194,10 @@ private:
     std::unique_ptr<batch_program> _program;
     std::vector<attached> _attached;
     std::unique_ptr<port_counters[]> _counters;
+    std::vector<pending_counts> _pending;            ///< per port, published at the end of each iteration
+    std::vector<std::uint32_t> _pass_targets;        ///< per port: its pass target, or no_pass_target (a local copy:
+                                                     ///< read per packet, it must not share a line with anything)
+    frame_pool::cache* _cache{};                     ///< this thread's cache of the engine's pool, while it runs
     std::vector<std::vector<queued>> _port_queues;   ///< per port, up to redirect_bulk_size
     std::vector<bool> _written;                      ///< ports to flush() at the end of the iteration
     std::vector<std::vector<cpumap_item>> _cpu_staging; ///< per target worker

@@ -40,7 +40,8 @@ private:
 
 worker::worker(engine_shared& shared, unsigned index)
     : _shared(shared), _index(index), _state(index),
-      _counters(std::make_unique<port_counters[]>(shared.ports.size())), _port_queues(shared.ports.size()),
+      _counters(std::make_unique<port_counters[]>(shared.ports.size())), _pending(shared.ports.size()),
+      _port_queues(shared.ports.size()),
       _written(shared.ports.size()), _cpu_staging(shared.config.workers),
       _socket_staging(shared.config.sockets.size()), _rx_errors_seen(shared.ports.size()) {
     for (auto& queue : _port_queues) {
@@ -57,6 +58,8 @@ worker::worker(engine_shared& shared, unsigned index)
         if (shared.ports[i]->owner == index && shared.ports[i]->rx) {
             _owned.push_back(i);
         }
+        const auto& target = shared.ports[i]->pass_target;
+        _pass_targets.push_back(target ? static_cast<std::uint32_t>(*target) : no_pass_target);
     }
 }
 
@@ -127,6 +130,7 @@ void worker::pin() {
 
 void worker::run() {
     frame_pool::cache cache(*_shared.config.pool); // this thread's frames come and go in bulk
+    _cache = &cache;
     pin();
     const unsigned workers = _shared.config.workers;
     bool reading = true;
@@ -151,6 +155,7 @@ void worker::run() {
         busy |= drain_rings();
         busy |= drain_sockets();
         flush_all();
+        publish();
         if (!reading) {
             if (!counted_done) {
                 // Everything this worker read is dispatched and flushed (or on a ring, counted in in_flight).
@@ -171,6 +176,8 @@ void worker::run() {
             std::this_thread::sleep_for(std::chrono::microseconds(50));
         }
     }
+    publish();
+    _cache = nullptr; // the cache ends with this scope
     _shared.exited.fetch_add(1, std::memory_order_acq_rel);
 }
 
@@ -190,8 +197,9 @@ bool worker::read_ports() {
             // Packets the port could not put in a frame: outcomes of this port too.
             const std::uint64_t fresh = rx_errors - _rx_errors_seen[port];
             _rx_errors_seen[port] = rx_errors;
-            _counters[port].received.add(0, fresh);
-            _counters[port].outcomes[static_cast<std::size_t>(outcome::rx_error)].add(0, fresh);
+            _pending[port].received.packets += fresh;
+            _pending[port].outcomes[static_cast<std::size_t>(outcome::rx_error)].packets += fresh;
+            _pending[port].any = true;
             _program->count_port_errors(fresh);
         }
         if (received != 0) {
@@ -203,12 +211,16 @@ bool worker::read_ports() {
 }
 
 void worker::process_received(std::size_t port, std::span<frame* const> frames) {
-    std::array<std::uint32_t, max_batch_size> lengths{};
-    std::array<action, max_batch_size> verdicts{};
+    std::array<std::uint32_t, max_batch_size> lengths; // filled below for every frame of the batch
+    std::array<action, max_batch_size> verdicts;       // filled by run_batch for every frame
+    std::uint64_t bytes = 0;
     for (std::size_t i = 0; i < frames.size(); ++i) {
         lengths[i] = frames[i]->length();
-        _counters[port].received.add(lengths[i]);
+        bytes += lengths[i];
     }
+    _pending[port].received.packets += frames.size();
+    _pending[port].received.bytes += bytes;
+    _pending[port].any = true;
     _program->run_batch(frames, verdicts);
     const auto decisions = _program->redirect_decisions();
     for (std::size_t i = 0; i < frames.size(); ++i) {
@@ -218,8 +230,26 @@ void worker::process_received(std::size_t port, std::span<frame* const> frames) 
     _batches.store(_batches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
-void worker::count(std::uint32_t origin, outcome what, std::uint32_t length) {
-    _counters[origin].count(what, length);
+void worker::publish() {
+    for (std::size_t port = 0; port < _pending.size(); ++port) {
+        pending_counts& counts = _pending[port];
+        if (!counts.any) {
+            continue;
+        }
+        port_counters& live = _counters[port];
+        if (counts.received.packets != 0) {
+            live.received.add(counts.received.bytes, counts.received.packets);
+        }
+        for (std::size_t what = 0; what < outcome_count; ++what) {
+            if (counts.outcomes[what].packets != 0) {
+                live.outcomes[what].add(counts.outcomes[what].bytes, counts.outcomes[what].packets);
+            }
+        }
+        if (counts.sent.packets != 0) {
+            live.sent.add(counts.sent.bytes, counts.sent.packets);
+        }
+        counts = pending_counts{};
+    }
 }
 
 void worker::dispatch(frame* item, action verdict, const ebpf::redirect_decision* decision, std::uint32_t origin,
@@ -234,8 +264,8 @@ void worker::dispatch(frame* item, action verdict, const ebpf::redirect_decision
         count(origin, outcome::aborted, length);
         return;
     case action::pass:
-        if (const auto target = _shared.ports[origin]->pass_target) {
-            enqueue(*target, {item, length, origin, outcome::passed});
+        if (const std::uint32_t target = _pass_targets[origin]; target != no_pass_target) {
+            enqueue(target, {item, length, origin, outcome::passed});
             return;
         }
         release(item);
@@ -454,7 +484,8 @@ void worker::flush_port(std::size_t port) {
         const queued& entry = queue[i];
         const bool taken = i < accepted;
         if (taken) {
-            _counters[port].sent.add(sent_lengths[i]);
+            _pending[port].sent.add(sent_lengths[i]);
+            _pending[port].any = true;
         } else {
             release(entry.item);
         }
