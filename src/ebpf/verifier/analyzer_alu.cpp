@@ -252,6 +252,7 @@ expected<void> analyzer::pointer_arithmetic(verifier_state& st, const instructio
     case reg_type::map_ptr:
     case reg_type::func:
     case reg_type::stale_packet:
+    case reg_type::released_record:
         return reject(st, st.pc,
                       {fmt::format("pointer arithmetic on r{} ({}) is not allowed", pointer_register,
                                    explain_register(*pointer, _input.maps)),

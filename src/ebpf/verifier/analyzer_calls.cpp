@@ -344,7 +344,7 @@ expected<void> analyzer::call_helper(verifier_state& st, const instruction& insn
             std::erase_if(st.refs, [&](const reference& held) { return held.id == ref; });
             for_each_reg(st, [&](reg_state& other) {
                 if (other.ref == ref) {
-                    other = reg_state{}; // the record is gone: any copy of its pointer is unusable
+                    other = reg_state::pointer(reg_type::released_record); // the record is gone, with its copies
                 }
             });
             break;

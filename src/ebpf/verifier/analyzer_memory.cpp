@@ -276,6 +276,12 @@ expected<void> analyzer::access_memory(verifier_state& st, int base_register, st
                                    "packet (bpf_xdp_adjust_head, _meta, _tail) ran: the pointer is no longer valid",
                                    verb(write), base_register),
                        "after such a call, reload data and data_end from the context and check the bounds again"});
+    case reg_type::released_record:
+        return reject(st, st.pc,
+                      {fmt::format("{} through r{}, a ringbuf record pointer after the record was submitted or "
+                                   "discarded: the record belongs to the reader now",
+                                   verb(write), base_register),
+                       "finish writing the record before bpf_ringbuf_submit() or bpf_ringbuf_discard()"});
     case reg_type::ctx: {
         if (write) {
             return reject(st, st.pc,

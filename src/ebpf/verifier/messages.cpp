@@ -37,6 +37,8 @@ const char* describe(reg_type type) {
         return "function address";
     case reg_type::stale_packet:
         return "stale packet pointer";
+    case reg_type::released_record:
+        return "submitted ringbuf record pointer";
     }
     return "?";
 }
@@ -129,6 +131,8 @@ std::string explain_register(const reg_state& reg, std::span<const map_definitio
         return fmt::format("address of the function at instruction {}", reg.map);
     case reg_type::stale_packet:
         return "packet pointer made invalid by a helper that changes the packet (bpf_xdp_adjust_head/meta/tail)";
+    case reg_type::released_record:
+        return "pointer to a ringbuf record already submitted or discarded";
     }
     return "?";
 }
@@ -173,6 +177,8 @@ std::string log_register(const reg_state& reg, std::span<const map_definition> m
         return fmt::format("func(insn={})", reg.map);
     case reg_type::stale_packet:
         return "invalid_pkt";
+    case reg_type::released_record:
+        return "released_mem";
     }
     return "?";
 }

@@ -33,6 +33,7 @@ enum class reg_type : std::uint8_t {
     mem_or_null,       ///< a ringbuf reservation before its null check
     func,              ///< a function's address (callbacks)
     stale_packet,      ///< a packet pointer from before a helper changed the packet: unusable
+    released_record,   ///< a ringbuf record pointer after bpf_ringbuf_submit/discard: unusable
 };
 
 /// "scalar", "packet pointer", ... for messages.
