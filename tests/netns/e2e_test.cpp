@@ -1,13 +1,8 @@
 // The data path end to end on real interfaces (issue 6, "What it must show"): the engine (xdp/engine.hpp) with
 // AF_XDP, AF_PACKET and TAP ports, between network namespaces this test creates and removes.
 //
-//   namespace a (sender)          namespace sluice                      namespace b (third)
-//   va 10.77.0.2/24  <== veth ==> vs1 (afxdp or afpacket, no address)
-//                                 vs2 (afxdp or afpacket, no address) <== veth ==> vb 10.77.0.1/24, MAC of vs1
-//                                 TAP (--pass target) 10.77.0.1/24, MAC of vs1: the sluice namespace's own stack
-//
-// a sends UDP datagrams to 10.77.0.1:5000 (the MAC of vs1 is a static neighbour: nothing answers ARP while sluice
-// holds the interface). Then:
+// The namespaces of topology.hpp, ports on vs1 and vs2, and for XDP_PASS a TAP (10.77.0.1/24 with vs1's MAC: the
+// sluice namespace's own stack). a sends UDP datagrams to 10.77.0.1:5000. Then:
 // - XDP_TX (examples/reflector.o) sends them back, addresses and ports swapped: a's socket receives every echo.
 // - XDP_REDIRECT through a devmap whose entry 0 is vs2 forwards them into namespace b, where vb has vs1's MAC and
 //   10.77.0.1: b's socket receives every datagram (sluice as a wire between a and b).
@@ -27,6 +22,7 @@
 #include <gtest/gtest.h>
 
 #include "netns.hpp"
+#include "topology.hpp"
 #include "sluice/ebpf/helpers.hpp"
 #include "sluice/ebpf/loader.hpp"
 #include "sluice/io/port.hpp"
@@ -38,26 +34,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr const char* sender_ip = "10.77.0.2";
-constexpr const char* service_ip = "10.77.0.1";
-constexpr std::uint16_t sender_udp = 6000;
-constexpr std::uint16_t service_udp = 5000;
 constexpr std::size_t datagrams = 50;
-
-std::string mac_text(const mac_address& mac) {
-    char text[18];
-    std::snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
-    return text;
-}
-
-std::span<const std::uint8_t> bytes_of(std::string_view text) {
-    return {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()};
-}
-
-std::vector<std::uint8_t> payload(std::string_view marker, std::size_t index) {
-    const std::string text = std::string(marker) + " " + std::to_string(index);
-    return {text.begin(), text.end()};
-}
 
 class end_to_end : public ::testing::Test {
 protected:
@@ -66,26 +43,13 @@ protected:
             GTEST_SKIP() << reason;
         }
         std::string error;
-        _sluice = network_namespace::create("e2e-s", &error);
-        ASSERT_TRUE(_sluice) << error;
-        _a = network_namespace::create("e2e-a", &error);
-        ASSERT_TRUE(_a) << error;
-        _b = network_namespace::create("e2e-b", &error);
-        ASSERT_TRUE(_b) << error;
-        _vs1 = unique_interface("es", "a");
-        _vs2 = unique_interface("es", "b");
-        const std::string va = unique_interface("ea");
-        const std::string vb = unique_interface("eb");
-        ASSERT_TRUE(add_veth(*_sluice, _vs1, "", *_a, va, std::string(sender_ip) + "/24", &error)) << error;
-        ASSERT_TRUE(add_veth(*_sluice, _vs2, "", *_b, vb, std::string(service_ip) + "/24", &error)) << error;
-        const auto mac = _sluice->mac_of(_vs1);
-        ASSERT_TRUE(mac);
-        _vs1_mac = *mac;
-        auto done = _a->ip(std::string("neigh replace ") + service_ip + " lladdr " + mac_text(_vs1_mac) + " dev " + va +
-                           " nud permanent");
-        ASSERT_TRUE(done.ok()) << done.output;
-        done = _b->ip("link set dev " + vb + " address " + mac_text(_vs1_mac));
-        ASSERT_TRUE(done.ok()) << done.output;
+        ASSERT_TRUE(_net.build("e2e", error)) << error;
+        _sluice = _net.sluice.get();
+        _a = _net.a.get();
+        _b = _net.b.get();
+        _vs1 = _net.vs1;
+        _vs2 = _net.vs2;
+        _vs1_mac = _net.vs1_mac;
         _sender = udp_socket::open(*_a, sender_ip, sender_udp);
         ASSERT_TRUE(_sender);
     }
@@ -94,9 +58,7 @@ protected:
         _engine.reset();
         _ports.clear(); // in the sluice namespace's program and sockets: before the namespaces go
         _sender.reset();
-        _b.reset();
-        _a.reset();
-        _sluice.reset();
+        _net = topology{};
     }
 
     // The object lives in the fixture: the engine keeps pointers to its maps and programs until it is destroyed.
@@ -190,9 +152,10 @@ protected:
     }
 
     xdp::frame_pool _pool{1024};
-    std::unique_ptr<network_namespace> _sluice;
-    std::unique_ptr<network_namespace> _a;
-    std::unique_ptr<network_namespace> _b;
+    topology _net;
+    const network_namespace* _sluice{};
+    const network_namespace* _a{};
+    const network_namespace* _b{};
     std::string _vs1;
     std::string _vs2;
     mac_address _vs1_mac{};
@@ -282,18 +245,13 @@ TEST_F(end_to_end, two_workers_reflect_on_an_afxdp_and_an_afpacket_port) {
     const auto& object = load(std::string(SLUICE_EXAMPLES_DIR) + "/reflector.o");
     open("afxdp:" + _vs1);
     io::port& second = open("afpacket:" + _vs2);
-    // b is the second sender: from its 10.77.0.1 to 10.77.0.9, whose MAC is vs2's.
-    const auto vs2_mac = _sluice->mac_of(_vs2);
-    ASSERT_TRUE(vs2_mac);
-    const auto neighbor = _b->ip("neigh replace 10.77.0.9 lladdr " + mac_text(*vs2_mac) + " dev " +
-                                 unique_interface("eb") + " nud permanent");
-    ASSERT_TRUE(neighbor.ok()) << neighbor.output;
+    // b is the second sender: from its 10.77.0.1 to 10.77.0.9, whose MAC is vs2's (topology.hpp).
     auto second_sender = udp_socket::open(*_b, service_ip, sender_udp);
     ASSERT_TRUE(second_sender);
     start(object, "reflector", std::nullopt, 2);
     send("e2e worker 0");
     for (std::size_t i = 0; i < datagrams; ++i) {
-        ASSERT_TRUE(second_sender->send_to("10.77.0.9", service_udp, payload("e2e worker 1", i)));
+        ASSERT_TRUE(second_sender->send_to(second_service_ip, service_udp, payload("e2e worker 1", i)));
     }
     EXPECT_EQ(_sender->receive_matching(bytes_of("e2e worker 0"), datagrams, 5s), datagrams);
     EXPECT_EQ(second_sender->receive_matching(bytes_of("e2e worker 1"), datagrams, 5s), datagrams);
