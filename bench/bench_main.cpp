@@ -63,8 +63,8 @@ int main(int argc, char** argv) {
     app.add_option("--only", only, "Bench only this example; repeatable");
     app.add_option("--size", sizes, "Packet sizes, comma-separated (default 64,1500)");
     app.add_option("--packets", settings.packets, "Distinct packets per size (default 64)");
-    app.add_option("--repeat", settings.repeat, "Runs per packet and trial (default 20000)");
-    app.add_option("--trials", settings.trials, "Trials per packet; the fastest counts (default 3)");
+    app.add_option("--repeat", settings.repeat, "Runs per packet and trial (default 4096)");
+    app.add_option("--trials", settings.trials, "Trials per packet; the fastest counts (default 9)");
     app.add_option("--json", json_path, "Also write the results as JSON");
     app.add_option("--png", png_path, "Also draw a bar chart (gnuplot)");
     CLI11_PARSE(app, argc, argv);

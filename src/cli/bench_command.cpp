@@ -362,8 +362,8 @@ void add_bench_command(CLI::App& app) {
     command->add_option("--size", options->sizes, "Packet sizes in bytes, comma-separated (default 64,1500)");
     command->add_option("--packets", options->settings.packets, "Distinct packets per size (default 64)");
     command->add_option("--repeat", options->settings.repeat,
-                        "Runs per packet and trial (default 20000; rounded up to a multiple of 64)");
-    command->add_option("--trials", options->settings.trials, "Trials per packet; the fastest counts (default 3)");
+                        "Runs per packet and trial (default 4096; rounded up to a multiple of 64)");
+    command->add_option("--trials", options->settings.trials, "Trials per packet; the fastest counts (default 9)");
     command->add_option("--traffic", options->settings.traffic,
                         "Generator spec without packets= and size= (default: " + options->settings.traffic + ")");
     command->add_option("--map", options->target.maps, "NAME=FILE.json: fill map NAME first (every variant); repeatable");

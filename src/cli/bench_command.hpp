@@ -94,8 +94,8 @@ std::vector<variant_factory> standard_variants();
 struct bench_settings {
     std::vector<std::uint32_t> sizes{64, 1500};
     std::uint32_t packets{64};     ///< distinct packets per size
-    std::uint64_t repeat{20000};   ///< runs per packet and trial (rounded up to a multiple of 64)
-    std::uint32_t trials{3};       ///< the best trial counts
+    std::uint64_t repeat{4096};    ///< runs per packet and trial (rounded up to a multiple of 64)
+    std::uint32_t trials{9};       ///< the best trial counts: short trials, so that some run undisturbed
     std::string traffic{"flows=1000,mix=tcp:60/udp:30/icmp:10,ipv6=10,attack=30@203.0.113.0/24,seed=1"};
 };
 

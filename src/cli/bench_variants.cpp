@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 
 #include "bench_command.hpp"
 #include "sluice/ebpf/helpers.hpp"
@@ -115,6 +116,14 @@ public:
             return loaded.error();
         }
         const bench_object& reference = **loaded;
+        // The column is the kernel's JIT: with the JIT off the kernel would interpret, which is another comparison.
+        if (std::ifstream setting("/proc/sys/net/core/bpf_jit_enable"); setting) {
+            int enabled = 1;
+            setting >> enabled;
+            if (enabled == 0) {
+                return error{"kernel: n/a (net.core.bpf_jit_enable is 0: the kernel would interpret the program)"};
+            }
+        }
         libbpf_set_print(&silent_libbpf); // failures are reported below, with the reason
         _object = bpf_object__open_file(_target.file.c_str(), nullptr);
         if (_object == nullptr) {
