@@ -440,26 +440,40 @@ std::string analyzer::location(std::size_t pc) const {
 }
 
 std::string analyzer::path_text(const verifier_state& st) const {
-    std::vector<const path_step*> steps;
+    // Decisions oldest first, with runs of the same decision (a loop going round) folded: "3 (...: true) x40".
+    struct run {
+        std::size_t pc;
+        bool taken;
+        std::size_t count;
+    };
+    std::vector<run> runs;
     for (const path_step* step = st.path.get(); step != nullptr; step = step->previous.get()) {
-        steps.push_back(step);
+        if (!runs.empty() && runs.back().pc == step->pc && runs.back().taken == step->taken) {
+            ++runs.back().count;
+        } else {
+            runs.push_back(run{step->pc, step->taken, 1});
+        }
     }
-    if (steps.empty()) {
+    if (runs.empty()) {
         return {};
     }
     constexpr std::size_t shown = 12;
     std::string text = "branches taken at ";
-    if (steps.size() > shown) {
-        text += fmt::format("... ({} earlier) -> ", steps.size() - shown);
+    if (runs.size() > shown) {
+        std::size_t hidden = 0;
+        for (std::size_t i = shown; i < runs.size(); ++i) {
+            hidden += runs[i].count;
+        }
+        text += fmt::format("... ({} earlier) -> ", hidden);
     }
-    const std::size_t first = std::min(steps.size(), shown);
-    for (std::size_t i = first; i-- > 0;) {
-        const path_step& step = *steps[i];
-        std::string condition = disassemble(_code, step.pc);
+    for (std::size_t i = std::min(runs.size(), shown); i-- > 0;) {
+        const run& r = runs[i];
+        std::string condition = disassemble(_code, r.pc);
         if (const auto cut = condition.find(" goto"); cut != std::string::npos) {
             condition = condition.substr(0, cut);
         }
-        text += fmt::format("{} ({}: {}){}", step.pc, condition, step.taken ? "true" : "false", i > 0 ? " -> " : "");
+        text += fmt::format("{} ({}: {}){}{}", r.pc, condition, r.taken ? "true" : "false",
+                            r.count > 1 ? fmt::format(" x{}", r.count) : "", i > 0 ? " -> " : "");
     }
     return text;
 }
