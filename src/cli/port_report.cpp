@@ -59,26 +59,38 @@ std::string format_live(const xdp::engine_report& previous, const xdp::engine_re
         const xdp::port_report& port = now.ports[i];
         const xdp::port_report empty;
         const xdp::port_report& before = i < previous.ports.size() ? previous.ports[i] : empty;
-        const auto rate = [&](const xdp::counter& later, const xdp::counter& earlier) {
+        // rx, then only the outcomes that happened in this second: a line a person can read at a glance.
+        std::string line;
+        const auto rate = [&](std::string_view label, const xdp::counter& later, const xdp::counter& earlier,
+                              bool always) {
             const xdp::counter delta = difference(later, earlier);
-            return fmt::format("{} pkt/s {}B/s", scaled(static_cast<double>(delta.packets) / seconds),
-                               scaled(static_cast<double>(delta.bytes) / seconds));
+            if (delta.packets == 0 && !always) {
+                return;
+            }
+            line += fmt::format("{}{} {} pkt/s {}B/s", line.empty() ? "" : ", ", label,
+                                scaled(static_cast<double>(delta.packets) / seconds),
+                                scaled(static_cast<double>(delta.bytes) / seconds));
         };
-        out += fmt::format("sluice run: {:.0f}s {}: rx {}; drop {}; pass {}; tx {}; redirect {}; aborted {}; "
-                           "errors {}; sent {}\n",
-                           now.seconds, port.name, rate(port.received, before.received),
-                           rate(port.dropped, before.dropped), rate(port.passed, before.passed),
-                           rate(port.transmitted, before.transmitted), rate(port.redirected, before.redirected),
-                           rate(port.aborted, before.aborted), rate(port.errors(), before.errors()),
-                           rate(port.sent, before.sent));
+        rate("rx", port.received, before.received, port.received.packets != 0);
+        rate("drop", port.dropped, before.dropped, false);
+        rate("pass", port.passed, before.passed, false);
+        rate("tx", port.transmitted, before.transmitted, false);
+        rate("redirect", port.redirected, before.redirected, false);
+        rate("aborted", port.aborted, before.aborted, false);
+        rate("errors", port.errors(), before.errors(), false);
+        rate("sent", port.sent, before.sent, false);
+        if (!line.empty()) {
+            out += fmt::format("sluice run: {:.0f}s {}: {}\n", now.seconds, port.name, line);
+        }
     }
     return out;
 }
 
 std::string format_port_table(const port_run_summary& summary) {
     const xdp::engine_report& report = summary.report;
-    std::string out = fmt::format("{}: program {} on {} worker{}, {}, {:.3f} s\n", summary.object, summary.program,
-                                  summary.workers, summary.workers == 1 ? "" : "s",
+    std::string out = fmt::format("{}: program {} on {} worker{}, {}, {}, {:.3f} s\n", summary.object,
+                                  summary.program, summary.workers, summary.workers == 1 ? "" : "s",
+                                  summary.verified ? "verified" : "not verified",
                                   summary.checked ? "checked" : "unchecked", report.seconds);
     std::size_t width = 4;
     for (const auto& port : report.ports) {
