@@ -193,6 +193,7 @@ nlohmann::json format_port_json(const port_run_summary& summary) {
             {"program", summary.program},
             {"workers", summary.workers},
             {"mode", summary.checked ? "checked" : "unchecked"},
+            {"verified", summary.verified},
             {"seconds", report.seconds},
             {"ports", std::move(ports)},
             {"worker_stats", std::move(workers)},

@@ -16,6 +16,7 @@ struct port_run_summary {
     std::string program;
     unsigned workers{};
     bool checked{};
+    bool verified{}; ///< the verifier accepted the program (and its tail-call targets) before the run
     xdp::engine_report report;
     std::vector<std::string> notes;
     std::string accounting_error; ///< empty when every frame is accounted for
@@ -27,7 +28,7 @@ std::string format_live(const xdp::engine_report& previous, const xdp::engine_re
 /// The final table: one row per port (received and each outcome, errors, what it sent), then the accounting verdict.
 std::string format_port_table(const port_run_summary& summary);
 
-/// {"object", "program", "workers" (count), "mode", "seconds", "ports": [{"name", "kind", "ifindex", "received":
+/// {"object", "program", "workers" (count), "mode", "verified", "seconds", "ports": [{"name", "kind", "ifindex", "received":
 /// {packets, bytes}, "dropped", "passed", "transmitted", "redirected", "aborted", "errors": {"rx", "tx",
 /// "redirect"}, "clones": {"sent", "dropped"}, "sent", "balanced"}], "worker_stats": [{"index", "cpu", "batches",
 /// "cpumap_in", "cpumap_out"}], "program_stats": {"received", "actions", "errors", "exceptions", "faults", ...},

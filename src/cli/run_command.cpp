@@ -39,6 +39,7 @@
 #include "sluice/xdp/engine.hpp"
 #include "sluice/xdp/executor.hpp"
 #include "sluice/xdp/frame.hpp"
+#include "verify_command.hpp"
 
 namespace sluice::cli {
 namespace {
@@ -56,7 +57,9 @@ struct run_options {
     std::vector<std::string> rodata;
     std::vector<std::string> prog_arrays;
     std::vector<std::string> dumped_maps; ///< --dump-map NAME: only these
-    bool unchecked{};
+    bool unchecked{}; ///< trust the program: neither verified nor checked
+    bool checked{};   ///< checked mode even though the program is verified (debugging)
+    bool no_verify{}; ///< skip the verifier, run in checked mode (a program the verifier wrongly rejects)
     bool json{};
     bool progress{};
     bool dump_maps{};
@@ -311,6 +314,16 @@ private:
     struct sigaction _previous_terminate{};
 };
 
+/// Whether the verifier proves the program (and its tail-call targets) safe before it runs: unless --unchecked
+/// (trust it) or --no-verify (run it checked instead). Lua scripts are sandboxed instead; the verifier is for eBPF.
+bool verifies(const run_options& options) {
+    return !is_lua_script(options.file) && !options.unchecked && !options.no_verify;
+}
+
+/// Checked mode: asked for (--checked), or the safety net of a program the verifier did not see (--no-verify). A
+/// verified program needs none: the verifier's proof replaces the run-time checks.
+bool runs_checked(const run_options& options) { return options.checked || options.no_verify; }
+
 /// How a Lua script runs: its engine, and --set NAME=VALUE as its `config` table (defaults for an eBPF object).
 lua::options script_options(const run_options& options) {
     lua::options settings;
@@ -333,14 +346,15 @@ lua::options script_options(const run_options& options) {
     return settings;
 }
 
-/// How eBPF programs run: checked mode unless --unchecked; in checked mode a packet's run stops (aborted, counted)
-/// after as many instructions as the kernel's verifier would ever process (BPF_COMPLEXITY_LIMIT_INSNS), since nothing
-/// has proven that the program ends.
+/// How eBPF programs run. An unverified program in checked mode stops a packet's run (aborted, counted) after as many
+/// instructions as the kernel's verifier would ever process (BPF_COMPLEXITY_LIMIT_INSNS), since nothing has proven
+/// that it ends; a verified one needs no limit.
 xdp::executor_options execution_options(const run_options& options) {
     xdp::executor_options executor_options;
-    executor_options.checked = !options.unchecked;
-    executor_options.instruction_limit =
-        options.instruction_limit != 0 ? options.instruction_limit : (options.unchecked ? 0 : checked_default_limit);
+    executor_options.checked = runs_checked(options);
+    executor_options.instruction_limit = options.instruction_limit != 0 ? options.instruction_limit
+                                         : (runs_checked(options) && !verifies(options)) ? checked_default_limit
+                                                                                         : 0;
     return executor_options;
 }
 
@@ -357,7 +371,8 @@ void run_input(const run_options& options, const ebpf::loaded_object& object, co
     summary.object = options.file;
     summary.program = program.name;
     summary.input = options.input;
-    summary.checked = !options.unchecked;
+    summary.checked = runs_checked(options);
+    summary.verified = verifies(options);
     output_table writers = open_outputs(options, input->precision(), summary.outputs);
 
     ebpf::execution_state state(0);
@@ -552,7 +567,8 @@ void run_ports(const run_options& options, const ebpf::loaded_object& object, co
     summary.object = options.file;
     summary.program = program.name;
     summary.workers = options.workers;
-    summary.checked = !options.unchecked;
+    summary.checked = runs_checked(options);
+    summary.verified = verifies(options);
     summary.report = (*engine)->report();
     summary.notes = (*engine)->notes();
     if (auto checked = (*engine)->check(); !checked) {
@@ -648,6 +664,15 @@ void run(const run_options& options) {
         fmt::print(stderr, "sluice run: note: {}\n", note);
     }
     const ebpf::loaded_program& program = choose_program(*object, options, stages);
+    if (options.unchecked && (options.checked || options.no_verify)) {
+        fail("--unchecked trusts the program without verifying or checking it; it does not combine with --checked or "
+             "--no-verify");
+    }
+    if (verifies(options)) {
+        if (auto verified = verify_for_run(*object, program); !verified) {
+            fail(verified.error().message);
+        }
+    }
     if (options.ports.empty()) {
         run_input(options, *object, program);
     } else {
@@ -662,10 +687,13 @@ void add_run_command(CLI::App& app) {
     CLI::App* command = app.add_subcommand(
         "run", "Run an XDP program over packets in the interpreter and count what it did with them");
     command->footer(
-        "The interpreter runs in checked mode by default: sluice has no verifier yet, so every memory access is "
-        "bounds-checked at run time (packet buffer, context, stack, map values) and a program that strays is "
-        "aborted for that packet, counted and logged. --unchecked trusts the program instead (faster; only for "
-        "programs you know the kernel's verifier accepts).\n\n"
+        "The program is verified before it runs (as `sluice verify` does; with a prog array, every program of the "
+        "object, since each may be a tail-call target): a rejection stops the run with the verifier's explanation, "
+        "and a verified program runs without run-time checks. --checked bounds-checks every memory access anyway "
+        "(packet buffer, context, stack, map values; a stray access aborts that packet, counted and logged), for "
+        "debugging. --no-verify skips the verifier and runs in checked mode, for a program the verifier wrongly "
+        "rejects (please report it). --unchecked skips both: it trusts the program (only for programs you know the "
+        "kernel's verifier accepts).\n\n"
         "--map FILE.json format: a list of entries, [{\"key\": K, \"value\": V}, ...], where K and V are hex strings "
         "of the bytes (\"0a000001\"), arrays of byte values ([10, 0, 0, 1]), or integers for 4- and 8-byte keys and "
         "values (stored little-endian, as the program reads them). Per-CPU maps take \"values\": [V0, V1, ...], or "
@@ -702,7 +730,12 @@ void add_run_command(CLI::App& app) {
     command->add_option("--out", options->outputs,
                         "ACTION=FILE: write packets of ACTION (pass, tx, redirect, drop, aborted) to a pcap file, "
                         "timestamps kept; repeatable");
-    command->add_flag("--unchecked", options->unchecked, "Trust the program: no run-time bounds checks");
+    command->add_flag("--checked", options->checked,
+                      "Bounds-check every memory access at run time even though the program is verified");
+    command->add_flag("--no-verify", options->no_verify,
+                      "Skip the verifier and run in checked mode (for a program the verifier wrongly rejects)");
+    command->add_flag("--unchecked", options->unchecked,
+                      "Trust the program: neither verify it nor bounds-check it at run time");
     command->add_flag("--json", options->json, "Print the report (and --dump-maps) as JSON");
     command->add_flag("--progress", options->progress,
                       "Print progress to stderr every second (default: only when stderr is a terminal)");
@@ -720,8 +753,8 @@ void add_run_command(CLI::App& app) {
                         "For a .lua script: lua5.4 (default; sandboxed, CPU budget enforced) or luajit (faster; "
                         "trusted code: compiled traces ignore the budget). --set NAME=VALUE fills its `config` table");
     command->add_option("--instruction-limit", options->instruction_limit,
-                        "Abort a packet's run after this many instructions (default: 1000000 in checked mode, none with "
-                        "--unchecked)");
+                        "Abort a packet's run after this many instructions (default: 1000000 with --no-verify, none "
+                        "otherwise)");
     command->callback([options] { run(*options); });
 }
 

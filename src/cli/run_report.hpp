@@ -28,6 +28,7 @@ struct run_summary {
     std::string program;    ///< the program that ran
     std::string input;      ///< the --in spec
     bool checked{};         ///< checked mode
+    bool verified{};        ///< the verifier accepted the program (and its tail-call targets) before the run
     double seconds{};       ///< wall time of the run
     xdp::executor_stats stats;
     std::vector<output_summary> outputs;
@@ -37,9 +38,9 @@ struct run_summary {
 /// The table, with a header line naming the program and input.
 std::string format_table(const run_summary& summary);
 
-/// {"object", "program", "input", "mode", "seconds", "packets", "bytes", "actions": {"pass": {"packets", "bytes",
-/// "share"}, ...}, "errors": {...}, "exceptions", "unknown_return_codes", "faults", "redirect_errors", "outputs",
-/// "input_error"?}. Shares are fractions of packets read (0..1).
+/// {"object", "program", "input", "mode" ("checked" or "unchecked"), "verified", "seconds", "packets", "bytes",
+/// "actions": {"pass": {"packets", "bytes", "share"}, ...}, "errors": {...}, "exceptions", "unknown_return_codes",
+/// "faults", "redirect_errors", "outputs", "input_error"?}. Shares are fractions of packets read (0..1).
 nlohmann::json format_json(const run_summary& summary);
 
 } // namespace sluice::cli

@@ -354,7 +354,7 @@ TEST_F(run_command_test, table_totals_add_up) {
                                                   ipv4_packet({10, 0, 0, 1}, {10, 0, 0, 2}, proto_tcp, 1, 22)});
     const result done = sluice({"run", example("global_config"), "--in", "pcap:" + in});
     ASSERT_EQ(done.status, 0) << done.err;
-    EXPECT_NE(done.out.find("program port_filter (checked mode)"), std::string::npos) << done.out;
+    EXPECT_NE(done.out.find("program port_filter (verified, unchecked mode)"), std::string::npos) << done.out;
     EXPECT_NE(done.out.find("XDP_DROP"), std::string::npos) << done.out;
     EXPECT_NE(done.out.find("total"), std::string::npos) << done.out;
     EXPECT_NE(done.out.find("50.00%"), std::string::npos) << done.out;
@@ -371,7 +371,8 @@ TEST_F(run_command_test, generator_input_is_counted_whole) {
     }
     EXPECT_EQ(sum, 500U);
     EXPECT_EQ(packets(report, "pass"), 500U);
-    EXPECT_EQ(report["mode"], "checked");
+    EXPECT_EQ(report["mode"], "unchecked") << "verified, so not checked at run time";
+    EXPECT_EQ(report["verified"], true);
 }
 
 TEST_F(run_command_test, maps_round_trip_through_json) {
@@ -385,6 +386,7 @@ TEST_F(run_command_test, maps_round_trip_through_json) {
     const auto first = run_json({example("ddos_filter"), "--in", "pcap:" + in, "--map", "blocked_v4=" + blocklist,
                                  "--map", "stats=" + stats, "--dump-maps", "--unchecked"});
     EXPECT_EQ(first["mode"], "unchecked");
+    EXPECT_EQ(first["verified"], false) << "--unchecked trusts the program without verifying it";
     const auto& blocked = map_of(first, "blocked_v4");
     ASSERT_EQ(blocked["entries"].size(), 2U);
     const auto& counters = map_of(first, "stats");
@@ -495,8 +497,9 @@ TEST_F(run_command_test, every_outcome_is_counted_and_written) {
     const std::string in = write_pcap("in.pcap", input);
     const std::string redirected = path("redirect.pcap");
     const std::string aborted = path("aborted.pcap");
+    // `outcomes` writes far past a map value on purpose: the verifier rejects it, so it runs unverified, checked.
     const result done = sluice({"run", SLUICE_RUN_FIXTURE, "--in", "pcap:" + in, "--out", "redirect=" + redirected,
-                                "--out", "aborted=" + aborted, "--json"});
+                                "--out", "aborted=" + aborted, "--json", "--no-verify"});
     ASSERT_EQ(done.status, 0) << done.err;
     const auto report = nlohmann::json::parse(done.out, nullptr, false);
     ASSERT_FALSE(report.is_discarded()) << done.out;
