@@ -81,8 +81,9 @@ const std::vector<helper_proto>& table() {
             {BPF_FUNC_ringbuf_submit, {"bpf_ringbuf_submit", r::nothing, {a::ringbuf_record, a::anything}}},
             {BPF_FUNC_ringbuf_discard, {"bpf_ringbuf_discard", r::nothing, {a::ringbuf_record, a::anything}}},
             {BPF_FUNC_ringbuf_query, {"bpf_ringbuf_query", r::integer, {a::map_ptr, a::anything}}},
-            // helpers/script_call.cpp: sluice's bpf_sluice_lua(ctx, fn, fn_len)
-            {sluice_lua_helper_id, {"bpf_sluice_lua", r::integer, {a::ctx, a::mem, a::const_size}}},
+            // helpers/script_call.cpp: sluice's bpf_sluice_lua(ctx, fn, fn_len). The Lua function may call
+            // pkt:adjust_head/tail/meta, so packet pointers do not survive the call; it returns an XDP action.
+            {sluice_lua_helper_id, {"bpf_sluice_lua", r::integer, {a::ctx, a::mem, a::const_size}, true, 4}},
         };
         std::vector<helper_proto> result(max_helper_id);
         for (const entry& e : entries) {
