@@ -89,6 +89,16 @@ std::string hex(const std::string& key) {
     return hex(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(key.data()), key.size()));
 }
 
+/// The part of a value the comparison looks at (map_pair::value_bytes).
+bytes compared(const map_pair& pair, const bytes& value) {
+    if (!pair.value_bytes) {
+        return value;
+    }
+    const std::size_t first = std::min(pair.value_bytes->first, value.size());
+    const std::size_t last = std::min(first + pair.value_bytes->second, value.size());
+    return {value.begin() + static_cast<std::ptrdiff_t>(first), value.begin() + static_cast<std::ptrdiff_t>(last)};
+}
+
 std::string contents_difference(const map_pair& pair, const contents& kernel, const contents& sluice) {
     std::string text;
     const bool keys_only = pair.compare == map_pair::comparison::keys_only;
@@ -96,7 +106,7 @@ std::string contents_difference(const map_pair& pair, const contents& kernel, co
         const auto found = sluice.find(key);
         if (found == sluice.end()) {
             text += fmt::format("    key {}: only in the kernel (value {})\n", hex(key), hex(value));
-        } else if (!keys_only && found->second != value) {
+        } else if (!keys_only && compared(pair, found->second) != compared(pair, value)) {
             text += fmt::format("    key {}: kernel {}\n    {:{}}  sluice {}\n", hex(key), hex(value), "",
                                 hex(key).size(), hex(found->second));
         }
@@ -197,8 +207,13 @@ expected<void> oracle_pair::prepare_sluice(std::span<const ebpf::instruction> co
     return {};
 }
 
-expected<std::unique_ptr<oracle_pair>> oracle_pair::from_object(const std::string& path, const std::string& program) {
+expected<std::unique_ptr<oracle_pair>> oracle_pair::from_object(const std::string& path, const std::string& program,
+                                                                const object_options& options) {
     std::unique_ptr<oracle_pair> pair(new oracle_pair());
+    auto spec = ebpf::object_spec::open_file(path);
+    if (!spec) {
+        return error{"sluice cannot open " + path + ": " + spec.error().message};
+    }
     {
         const std::lock_guard lock(libbpf_log_mutex);
         libbpf_log.clear();
@@ -209,6 +224,47 @@ expected<std::unique_ptr<oracle_pair>> oracle_pair::from_object(const std::strin
         return error{fmt::format("the kernel side (libbpf) cannot open {}: {}", path, errno_text(-errno))};
     }
     pair->_kernel->object = object;
+    // .rodata knobs: set in sluice's spec, then the same bytes into libbpf's copy of the section before loading.
+    for (const std::string& assignment : options.rodata) {
+        if (auto set = spec->set_rodata(assignment); !set) {
+            return error{"sluice refused " + assignment + ": " + set.error().message};
+        }
+        const std::string name = assignment.substr(0, assignment.find('='));
+        const auto& variables = spec->rodata_variables();
+        const auto variable = std::find_if(variables.begin(), variables.end(),
+                                           [&name](const ebpf::rodata_variable& v) { return v.name == name; });
+        bpf_map* section =
+            variable == variables.end() ? nullptr : bpf_object__find_map_by_name(object, variable->section.c_str());
+        std::size_t size = 0;
+        const auto* data =
+            section == nullptr ? nullptr : static_cast<const std::uint8_t*>(bpf_map__initial_value(section, &size));
+        if (data == nullptr || variable->offset + variable->size > size) {
+            return error{fmt::format("libbpf has no section data for {}", assignment)};
+        }
+        bytes changed(data, data + size);
+        const std::vector<std::byte>& wanted = spec->maps()[variable->map_index].initial_value;
+        std::memcpy(changed.data() + variable->offset, wanted.data() + variable->offset, variable->size);
+        if (const int set = bpf_map__set_initial_value(section, changed.data(), changed.size()); set != 0) {
+            return error{fmt::format("libbpf refused {}: {}", assignment, errno_text(set))};
+        }
+    }
+    // Legacy `xdp_*` section names, which libbpf 1.x no longer reads as XDP (sluice does): typed by hand, as older
+    // libbpf did.
+    bpf_program* each = nullptr;
+    bpf_object__for_each_program(each, object) {
+        if (bpf_program__type(each) == BPF_PROG_TYPE_UNSPEC &&
+            std::string_view(bpf_program__section_name(each)).starts_with("xdp")) {
+            bpf_program__set_type(each, BPF_PROG_TYPE_XDP);
+            bpf_program__set_expected_attach_type(each, BPF_XDP);
+        }
+    }
+    // Pinning needs a mounted bpffs and outlives the test; sluice ignores it too (with a note).
+    bpf_map* pinned = nullptr;
+    bpf_object__for_each_map(pinned, object) {
+        if (bpf_map__pin_path(pinned) != nullptr) {
+            bpf_map__set_pin_path(pinned, nullptr);
+        }
+    }
     if (const int loaded = bpf_object__load(object); loaded != 0) {
         const std::lock_guard lock(libbpf_log_mutex);
         return error{fmt::format("the kernel refused {}: {}\n{}", path, errno_text(loaded), tail(libbpf_log))};
@@ -219,10 +275,6 @@ expected<std::unique_ptr<oracle_pair>> oracle_pair::from_object(const std::strin
     }
     pair->_kernel->program_fd = bpf_program__fd(kernel_program);
 
-    auto spec = ebpf::object_spec::open_file(path);
-    if (!spec) {
-        return error{"sluice cannot open " + path + ": " + spec.error().message};
-    }
     ebpf::load_options load_options;
     load_options.cpus = possible_cpus();
     auto loaded = spec->load(load_options);

@@ -71,9 +71,16 @@ struct map_pair {
     int kernel_fd{-1};
     ebpf::map* sluice{};
     enum class comparison : std::uint8_t { full, keys_only, skip } compare{comparison::full};
-    std::string why_not_full;                              ///< the deliberate difference when compare != full
-    ring_buffer* kernel_ring{};                            ///< ringbuf: the kernel-side consumer
+    /// Compare only these bytes of each value (offset, length): the rest holds what differs by design (a timestamp).
+    std::optional<std::pair<std::size_t, std::size_t>> value_bytes;
+    std::string why_not_full;   ///< the deliberate difference when compare != full or value_bytes is set
+    ring_buffer* kernel_ring{}; ///< ringbuf: the kernel-side consumer
     std::vector<std::vector<std::uint8_t>> kernel_records; ///< ringbuf: what the consumer received, not yet compared
+};
+
+/// How to load an object on both sides.
+struct object_options {
+    std::vector<std::string> rodata; ///< `NAME=VALUE` for `const volatile` globals, as `sluice run --set`
 };
 
 /// Counts of what was compared, for the report.
@@ -84,7 +91,8 @@ struct oracle_counts {
 
 class oracle_pair {
 public:
-    static expected<std::unique_ptr<oracle_pair>> from_object(const std::string& path, const std::string& program);
+    static expected<std::unique_ptr<oracle_pair>> from_object(const std::string& path, const std::string& program,
+                                                              const object_options& options = {});
     static expected<std::unique_ptr<oracle_pair>> from_generated(const testing::generated_program& program);
     ~oracle_pair();
     oracle_pair(const oracle_pair&) = delete;
