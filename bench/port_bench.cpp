@@ -77,8 +77,8 @@ using receiver = std::function<std::uint64_t(const std::atomic<bool>& stop, doub
 
 class bench {
 public:
-    bench(std::string sender_if, std::string receiver_if, network_namespace& sender_ns,
-          network_namespace& receiver_ns, sluice::test::mac_address destination, std::uint32_t size, double seconds)
+    bench(std::string sender_if, std::string receiver_if, network_namespace& sender_ns, network_namespace& receiver_ns,
+          sluice::test::mac_address destination, std::uint32_t size, double seconds)
         : _sender_if(std::move(sender_if)), _receiver_if(std::move(receiver_if)), _sender_ns(sender_ns),
           _receiver_ns(receiver_ns), _destination(destination), _size(size), _seconds(seconds) {}
 
@@ -132,8 +132,8 @@ private:
             }
             sluice::io::port& port = *opened.value();
             const std::vector<std::uint8_t> payload(_size - 42, 0x5a);
-            const auto frame = sluice::test::udp_frame({0x02, 0, 0, 0, 0, 0x02}, _destination, "10.88.0.2",
-                                                       "10.88.0.1", 9, 9, payload);
+            const auto frame = sluice::test::udp_frame({0x02, 0, 0, 0, 0, 0x02}, _destination, "10.88.0.2", "10.88.0.1",
+                                                       9, 9, payload);
             std::array<sluice::xdp::frame*, 64> frames{};
             while (!stop.load(std::memory_order_relaxed)) {
                 const std::size_t count = pool.acquire_batch(frames);
@@ -161,8 +161,8 @@ private:
 };
 
 // The kernel's own XDP_DROP: r0 = XDP_DROP after counting in a per-CPU array (the count is the measurement).
-std::uint64_t kernel_xdp_drop(const std::string& interface, const std::atomic<bool>& window, const std::atomic<bool>& stop,
-                              double& cpu, std::string& note) {
+std::uint64_t kernel_xdp_drop(const std::string& interface, const std::atomic<bool>& window,
+                              const std::atomic<bool>& stop, double& cpu, std::string& note) {
     const int map = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "sluice_count", 4, 8, 1, nullptr);
     if (map < 0) {
         note = fmt::format("bpf_map_create: {}", std::strerror(errno));
@@ -174,12 +174,12 @@ std::uint64_t kernel_xdp_drop(const std::string& interface, const std::atomic<bo
         {BPF_ALU64 | BPF_ADD | BPF_K, BPF_REG_2, 0, 0, -4},                // r2 += -4
         {BPF_LD | BPF_DW | BPF_IMM, BPF_REG_1, BPF_PSEUDO_MAP_FD, 0, map}, // r1 = map
         {0, 0, 0, 0, 0},
-        {BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_map_lookup_elem},           // r0 = lookup(map, &key)
-        {BPF_JMP | BPF_JEQ | BPF_K, BPF_REG_0, 0, 3, 0},                   // if r0 == 0 goto out
-        {BPF_LDX | BPF_MEM | BPF_DW, BPF_REG_1, BPF_REG_0, 0, 0},          // r1 = *r0
-        {BPF_ALU64 | BPF_ADD | BPF_K, BPF_REG_1, 0, 0, 1},                 // r1 += 1
-        {BPF_STX | BPF_MEM | BPF_DW, BPF_REG_0, BPF_REG_1, 0, 0},          // *r0 = r1
-        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, XDP_DROP},          // out: r0 = XDP_DROP
+        {BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_map_lookup_elem},  // r0 = lookup(map, &key)
+        {BPF_JMP | BPF_JEQ | BPF_K, BPF_REG_0, 0, 3, 0},          // if r0 == 0 goto out
+        {BPF_LDX | BPF_MEM | BPF_DW, BPF_REG_1, BPF_REG_0, 0, 0}, // r1 = *r0
+        {BPF_ALU64 | BPF_ADD | BPF_K, BPF_REG_1, 0, 0, 1},        // r1 += 1
+        {BPF_STX | BPF_MEM | BPF_DW, BPF_REG_0, BPF_REG_1, 0, 0}, // *r0 = r1
+        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, XDP_DROP}, // out: r0 = XDP_DROP
         {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
     };
     const int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "sluice_drop", "GPL", program, std::size(program), nullptr);
@@ -285,8 +285,8 @@ std::uint64_t bare_libxdp(const std::string& interface, const std::atomic<bool>&
         while (xsk_ring_prod__reserve(&fill, got, &fill_index) != got) {
         }
         for (std::uint32_t i = 0; i < got; ++i) {
-            *xsk_ring_prod__fill_addr(&fill, fill_index + i) = xsk_umem__extract_addr(
-                xsk_ring_cons__rx_desc(&rx, rx_index + i)->addr);
+            *xsk_ring_prod__fill_addr(&fill, fill_index + i) =
+                xsk_umem__extract_addr(xsk_ring_cons__rx_desc(&rx, rx_index + i)->addr);
         }
         xsk_ring_prod__submit(&fill, got);
         xsk_ring_cons__release(&rx, got);
@@ -425,13 +425,14 @@ std::uint64_t sluice_engine(const std::string& spec, const bench& runner, const 
     config.pool = &pool;
     config.object = &object.value();
     config.pin_workers = false;
-    config.make_program = [&](unsigned, sluice::ebpf::execution_state& state)
-        -> sluice::expected<std::unique_ptr<sluice::xdp::batch_program>> {
+    config.make_program =
+        [&](unsigned,
+            sluice::ebpf::execution_state& state) -> sluice::expected<std::unique_ptr<sluice::xdp::batch_program>> {
         sluice::xdp::executor_options options;
         options.checked = false;
         options.engine = sluice::xdp::execution_engine::jit;
-        auto made = sluice::xdp::executor::create(object.value(), *program, sluice::ebpf::xdp_helper_table(), state,
-                                                  options);
+        auto made =
+            sluice::xdp::executor::create(object.value(), *program, sluice::ebpf::xdp_helper_table(), state, options);
         if (!made) {
             return made.error();
         }

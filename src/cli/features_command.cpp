@@ -25,7 +25,9 @@ struct features_options {
     std::uint32_t ring_size{2048};
 };
 
-std::string yes_no(bool value) { return value ? "yes" : "no"; }
+std::string yes_no(bool value) {
+    return value ? "yes" : "no";
+}
 
 void print_text(const io::port& opened) {
     const io::port_features& features = opened.features();
@@ -125,9 +127,10 @@ std::vector<action_support> describe_actions(const io::port_features& features) 
                            "releases it, or also sends it to a --pass target"});
     } else if (kind == "afxdp") {
         actions.push_back({"XDP_DROP", true, "the frame goes back to the UMEM and, from there, to the fill ring"});
-        actions.push_back({"XDP_PASS", true,
-                           "AF_XDP takes packets away from the kernel stack: passed frames reach the host only "
-                           "through a pass target (--pass tap:NAME); without one they are counted as passed and released"});
+        actions.push_back(
+            {"XDP_PASS", true,
+             "AF_XDP takes packets away from the kernel stack: passed frames reach the host only "
+             "through a pass target (--pass tap:NAME); without one they are counted as passed and released"});
     } else if (kind == "tap") {
         actions.push_back({"XDP_DROP", true, "the frame goes back to the pool"});
         actions.push_back({"XDP_PASS", true,
@@ -151,21 +154,21 @@ std::vector<action_support> describe_actions(const io::port_features& features) 
                                        "is already in the UMEM){}",
                                        features.interface, features.zero_copy ? ", zero-copy to the driver" : "")});
     } else if (kind == "afpacket") {
-        actions.push_back({"XDP_TX", true,
-                           fmt::format("back out of {}, copied into the TPACKET_V3 TX ring", features.interface)});
+        actions.push_back(
+            {"XDP_TX", true, fmt::format("back out of {}, copied into the TPACKET_V3 TX ring", features.interface)});
     } else if (kind == "tap") {
         actions.push_back({"XDP_TX", true, "written back to the TAP, so the host stack receives it"});
     } else {
         actions.push_back({"XDP_TX", true, "sent back out of this port"});
     }
 
-    actions.push_back({"XDP_REDIRECT", true,
-                       features.redirect_target
-                           ? fmt::format("to other ports by ifindex or devmap, cpumap, xskmap; other ports can "
-                                         "redirect here (ifindex {}){}",
-                                         features.ifindex,
-                                         kind == "afxdp" ? " and frames of another UMEM or pool are copied in" : "")
-                           : "to other ports by ifindex or devmap, cpumap, xskmap; this port is not a target"});
+    actions.push_back(
+        {"XDP_REDIRECT", true,
+         features.redirect_target
+             ? fmt::format("to other ports by ifindex or devmap, cpumap, xskmap; other ports can "
+                           "redirect here (ifindex {}){}",
+                           features.ifindex, kind == "afxdp" ? " and frames of another UMEM or pool are copied in" : "")
+             : "to other ports by ifindex or devmap, cpumap, xskmap; this port is not a target"});
     return actions;
 }
 
@@ -173,8 +176,9 @@ void add_features_command(CLI::App& app) {
     auto options = std::make_shared<features_options>();
     CLI::App* command = app.add_subcommand(
         "features", "Print what a port supports (actions, zero-copy, TX, frags, redirect target, queues, MTU, mode)");
-    command->add_option("port", options->spec,
-                        "Port spec: pcap:FILE, gen:SPEC, afxdp:IFACE[:QUEUE], afpacket:IFACE, tap:NAME")
+    command
+        ->add_option("port", options->spec,
+                     "Port spec: pcap:FILE, gen:SPEC, afxdp:IFACE[:QUEUE], afpacket:IFACE, tap:NAME")
         ->required();
     command->add_flag("--json", options->json, "JSON for programs instead of text");
     command->add_flag("--output", options->output, "pcap:FILE as an output port (creates FILE)");

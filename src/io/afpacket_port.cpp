@@ -33,10 +33,10 @@ namespace sluice::io {
 namespace {
 
 constexpr std::uint32_t ethernet_header_length = 14;
-constexpr std::uint32_t rx_frame_hint = 2048;      // V3 packs packets in blocks; this only sizes tp_frame_nr
-constexpr std::uint32_t rx_block_size = 1U << 18;  // 256 KiB: ~170 full-size packets per poll
-constexpr std::uint32_t tx_slot_size = 4096;       // holds a standard frame's largest packet (3520 bytes)
-constexpr std::uint32_t tx_slots_per_block = 16;   // 64 KiB blocks
+constexpr std::uint32_t rx_frame_hint = 2048;     // V3 packs packets in blocks; this only sizes tp_frame_nr
+constexpr std::uint32_t rx_block_size = 1U << 18; // 256 KiB: ~170 full-size packets per poll
+constexpr std::uint32_t tx_slot_size = 4096;      // holds a standard frame's largest packet (3520 bytes)
+constexpr std::uint32_t tx_slots_per_block = 16;  // 64 KiB blocks
 constexpr std::uint32_t tx_data_offset = TPACKET_ALIGN(sizeof(tpacket3_hdr));
 
 // The ring's status words are shared with the kernel: read with acquire, write with release (the kernel's side of
@@ -227,11 +227,11 @@ private:
     port_features _features;
     port_stats _stats;
     std::uint64_t _records{};
-    std::uint32_t _block{};         ///< RX block we read next
-    std::uint8_t* _packet{};        ///< next packet in the open block, nullptr when no block is open
-    std::uint32_t _left{};          ///< packets left in the open block
-    std::uint32_t _tx_next{};       ///< TX slot we fill next
-    std::uint32_t _tx_pending{};    ///< slots marked since the last send()
+    std::uint32_t _block{};      ///< RX block we read next
+    std::uint8_t* _packet{};     ///< next packet in the open block, nullptr when no block is open
+    std::uint32_t _left{};       ///< packets left in the open block
+    std::uint32_t _tx_next{};    ///< TX slot we fill next
+    std::uint32_t _tx_pending{}; ///< slots marked since the last send()
 };
 
 struct fd_guard {
@@ -271,14 +271,14 @@ expected<std::unique_ptr<port>> detail::open_afpacket_port(std::string_view spec
     const std::uint64_t rx_bytes = std::uint64_t{std::max<std::uint32_t>(options.ring_size, 1)} * rx_frame_hint;
     tpacket_req3 rx{};
     rx.tp_block_size = rx_block_size;
-    rx.tp_block_nr = static_cast<std::uint32_t>(std::max<std::uint64_t>(4, (rx_bytes + rx_block_size - 1) / rx_block_size));
+    rx.tp_block_nr =
+        static_cast<std::uint32_t>(std::max<std::uint64_t>(4, (rx_bytes + rx_block_size - 1) / rx_block_size));
     rx.tp_frame_size = rx_frame_hint;
     rx.tp_frame_nr = rx.tp_block_nr * (rx_block_size / rx_frame_hint);
     rx.tp_retire_blk_tov = std::max<std::uint32_t>(options.poll_timeout_ms, 1);
     if (::setsockopt(socket.fd, SOL_PACKET, PACKET_RX_RING, &rx, sizeof rx) < 0) {
-        return system_error(spec, fmt::format("PACKET_RX_RING ({} blocks of {} bytes)", rx.tp_block_nr,
-                                              rx.tp_block_size),
-                            errno);
+        return system_error(
+            spec, fmt::format("PACKET_RX_RING ({} blocks of {} bytes)", rx.tp_block_nr, rx.tp_block_size), errno);
     }
     // TX: fixed slots (the kernel refuses block parameters on a V3 TX ring).
     tpacket_req3 tx{};
@@ -288,12 +288,12 @@ expected<std::unique_ptr<port>> detail::open_afpacket_port(std::string_view spec
     tx.tp_frame_size = tx_slot_size;
     tx.tp_frame_nr = tx.tp_block_nr * tx_slots_per_block;
     if (::setsockopt(socket.fd, SOL_PACKET, PACKET_TX_RING, &tx, sizeof tx) < 0) {
-        return system_error(spec, fmt::format("PACKET_TX_RING TPACKET_V3 ({} slots of {} bytes)", tx.tp_frame_nr,
-                                              tx.tp_frame_size),
-                            errno);
+        return system_error(
+            spec, fmt::format("PACKET_TX_RING TPACKET_V3 ({} slots of {} bytes)", tx.tp_frame_nr, tx.tp_frame_size),
+            errno);
     }
-    const std::size_t ring_bytes = std::size_t{rx.tp_block_size} * rx.tp_block_nr +
-                                   std::size_t{tx.tp_block_size} * tx.tp_block_nr;
+    const std::size_t ring_bytes =
+        std::size_t{rx.tp_block_size} * rx.tp_block_nr + std::size_t{tx.tp_block_size} * tx.tp_block_nr;
     void* ring = ::mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, socket.fd, 0);
     if (ring == MAP_FAILED) {
         return system_error(spec, fmt::format("mmap of the {} KiB rings", ring_bytes / 1024), errno);
@@ -307,9 +307,9 @@ expected<std::unique_ptr<port>> detail::open_afpacket_port(std::string_view spec
         ::munmap(ring, ring_bytes);
         return system_error(spec, fmt::format("bind to '{}'", interface), saved);
     }
-    return std::unique_ptr<port>(std::make_unique<afpacket_port>(spec, socket.release(), static_cast<std::uint8_t*>(ring),
-                                                                 ring_bytes, rx, tx, info.value(),
-                                                                 std::string(interface), qdisc_bypass, pool, options));
+    return std::unique_ptr<port>(
+        std::make_unique<afpacket_port>(spec, socket.release(), static_cast<std::uint8_t*>(ring), ring_bytes, rx, tx,
+                                        info.value(), std::string(interface), qdisc_bypass, pool, options));
 }
 
 } // namespace sluice::io

@@ -115,7 +115,7 @@ std::uint64_t now_ns() {
 }
 
 ino_t current_netns() {
-    struct stat status{};
+    struct stat status {};
     return ::stat("/proc/thread-self/ns/net", &status) == 0 ? status.st_ino : 0;
 }
 
@@ -386,8 +386,8 @@ private:
     std::uint8_t* _area;
     std::size_t _area_bytes;
     area_unmap _unmap{_area, _area_bytes}; ///< destroyed after _pool (declared before it)
-    std::unique_ptr<xsk_handles> _xsk; ///< at a fixed address: libxdp keeps pointers to its rings
-    xdp::frame_pool _pool; ///< the UMEM's frames
+    std::unique_ptr<xsk_handles> _xsk;     ///< at a fixed address: libxdp keeps pointers to its rings
+    xdp::frame_pool _pool;                 ///< the UMEM's frames
     xdp::frame_pool& _caller_pool;
     int _fd;
     std::uint32_t _queue;
@@ -492,8 +492,8 @@ expected<std::unique_ptr<port>> detail::open_afxdp_port(std::string_view spec, s
         // after close() returns. Wait for that (up to a quarter of a second) before calling the queue busy.
         for (int retry = 0; status == -EBUSY && retry < 12; ++retry) {
             ::poll(nullptr, 0, 20);
-            status = try_bind(interface, queue, bytes, area_bytes, ring_size, next.xdp_flags, next.bind_flags,
-                              *handles);
+            status =
+                try_bind(interface, queue, bytes, area_bytes, ring_size, next.xdp_flags, next.bind_flags, *handles);
         }
         if (status == 0) {
             generic = next.xdp_flags == XDP_FLAGS_SKB_MODE;
@@ -515,10 +515,11 @@ expected<std::unique_ptr<port>> detail::open_afxdp_port(std::string_view spec, s
         }
         if (status == -EBUSY) {
             return port_error(spec, fmt::format("'{}' queue {} is busy: another AF_XDP socket or XDP program holds it "
-                                                "({})", interface, queue, first_reason));
+                                                "({})",
+                                                interface, queue, first_reason));
         }
-        return port_error(spec, fmt::format("cannot open an AF_XDP socket on '{}' queue {}: {}", interface, queue,
-                                            first_reason));
+        return port_error(
+            spec, fmt::format("cannot open an AF_XDP socket on '{}' queue {}: {}", interface, queue, first_reason));
     }
     port_options used = options;
     used.ring_size = ring_size;

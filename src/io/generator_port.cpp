@@ -21,8 +21,8 @@ public:
         _features.rx = true;
         _features.metadata = true;
         _features.mtu = _pool.frame_capacity();
-        _features.mode = fmt::format("generator, {} packets, seed {}", _generator.spec().packets,
-                                     _generator.spec().seed);
+        _features.mode =
+            fmt::format("generator, {} packets, seed {}", _generator.spec().packets, _generator.spec().seed);
     }
 
     const port_features& features() const override { return _features; }

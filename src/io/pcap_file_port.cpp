@@ -69,9 +69,8 @@ public:
         _features.tx = true;
         _features.redirect_target = true;
         _features.pass_target = true;
-        _features.mode = fmt::format("write, pcap, {}",
-                                     _writer.precision() == timestamp_precision::nanosecond ? "nanosecond"
-                                                                                            : "microsecond");
+        _features.mode = fmt::format(
+            "write, pcap, {}", _writer.precision() == timestamp_precision::nanosecond ? "nanosecond" : "microsecond");
     }
 
     ~pcap_output_port() override { (void)_writer.close(); }
@@ -112,7 +111,7 @@ expected<std::unique_ptr<port>> detail::open_pcap_port(std::string_view spec, st
     }
     if (options.output) {
         auto writer = pcap_writer::create(std::string(path), options.nanosecond ? timestamp_precision::nanosecond
-                                                                                 : timestamp_precision::microsecond);
+                                                                                : timestamp_precision::microsecond);
         if (!writer) {
             return port_error(spec, writer.error().message);
         }

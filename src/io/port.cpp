@@ -128,7 +128,8 @@ void release_frame(xdp::frame* item, xdp::frame_pool& fallback) {
 
 namespace {
 
-constexpr std::string_view known_kinds = "pcap:FILE, gen:SPEC, memory:NAME, afxdp:IFACE[:QUEUE], afpacket:IFACE, tap:NAME";
+constexpr std::string_view known_kinds =
+    "pcap:FILE, gen:SPEC, memory:NAME, afxdp:IFACE[:QUEUE], afpacket:IFACE, tap:NAME";
 
 } // namespace
 

@@ -18,8 +18,8 @@ namespace sluice::io::detail {
 
 expected<std::unique_ptr<port>> open_pcap_port(std::string_view spec, std::string_view path, xdp::frame_pool& pool,
                                                const port_options& options);
-expected<std::unique_ptr<port>> open_generator_port(std::string_view spec, std::string_view text,
-                                                    xdp::frame_pool& pool, const port_options& options);
+expected<std::unique_ptr<port>> open_generator_port(std::string_view spec, std::string_view text, xdp::frame_pool& pool,
+                                                    const port_options& options);
 expected<std::unique_ptr<port>> open_tap_port(std::string_view spec, std::string_view name, xdp::frame_pool& pool,
                                               const port_options& options);
 expected<std::unique_ptr<port>> open_afpacket_port(std::string_view spec, std::string_view interface,

@@ -39,8 +39,8 @@ std::uint64_t now_ns() {
 
 class tap_port final : public port {
 public:
-    tap_port(std::string_view spec, int fd, const detail::interface_info& info, std::string name,
-             xdp::frame_pool& pool, const port_options& options)
+    tap_port(std::string_view spec, int fd, const detail::interface_info& info, std::string name, xdp::frame_pool& pool,
+             const port_options& options)
         : port(std::string(spec)), _fd(fd), _pool(pool), _poll_timeout_ms(static_cast<int>(options.poll_timeout_ms)) {
         _features.kind = "tap";
         _features.interface = std::move(name);

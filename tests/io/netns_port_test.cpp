@@ -59,7 +59,7 @@ protected:
         _sluice_if = test::unique_interface("vs");
         _peer_if = test::unique_interface("vp");
         ASSERT_TRUE(test::add_veth(*_sluice, _sluice_if, std::string(sluice_ip) + "/24", *_peer, _peer_if,
-                                   std::string(peer_ip) + "/24", &error))
+                                   std::string(peer_ip) + "/24", &error, queues()))
             << error;
         auto sluice_mac = _sluice->mac_of(_sluice_if);
         auto peer_mac = _peer->mac_of(_peer_if);
@@ -72,6 +72,8 @@ protected:
         _socket = test::udp_socket::open(*_peer, peer_ip, peer_udp);
         ASSERT_TRUE(_socket);
     }
+
+    virtual unsigned queues() const { return 1; }
 
     void TearDown() override {
         _port.reset(); // before the namespaces go: the AF_XDP port detaches its program there
@@ -124,8 +126,8 @@ protected:
         for (std::size_t i = 0; i < count; ++i) {
             xdp::frame* item = _pool.acquire();
             ASSERT_NE(item, nullptr);
-            const auto bytes = test::udp_frame(_sluice_mac, _peer_mac, sluice_ip, peer_ip, sluice_udp, peer_udp,
-                                               payload(marker, i));
+            const auto bytes =
+                test::udp_frame(_sluice_mac, _peer_mac, sluice_ip, peer_ip, sluice_udp, peer_udp, payload(marker, i));
             ASSERT_TRUE(item->assign(bytes));
             frames.push_back(item);
         }
@@ -227,8 +229,7 @@ TEST_F(veth_ports, afxdp_sends_received_frames_back_without_a_copy) {
     open("afxdp");
     EXPECT_EQ(reflect("sluice afxdp echo", 40), 40U);
     const std::string marker = "sluice afxdp echo";
-    EXPECT_EQ(_socket->receive_matching(bytes_of(marker), 40, 3s),
-              40U);
+    EXPECT_EQ(_socket->receive_matching(bytes_of(marker), 40, 3s), 40U);
     EXPECT_EQ(_pool.outstanding(), 0U) << "UMEM frames never come from the caller's pool";
 }
 
@@ -285,8 +286,7 @@ TEST_F(veth_ports, afpacket_sends_to_the_peer) {
     open("afpacket");
     send_from_pool("sluice afpacket tx", 40);
     const std::string marker = "sluice afpacket tx";
-    EXPECT_EQ(_socket->receive_matching(bytes_of(marker), 40, 3s),
-              40U);
+    EXPECT_EQ(_socket->receive_matching(bytes_of(marker), 40, 3s), 40U);
     EXPECT_EQ(_pool.outstanding(), 0U);
     EXPECT_EQ(_port->stats().tx_packets, 40U);
     EXPECT_EQ(_port->stats().tx_errors, 0U);
@@ -296,8 +296,7 @@ TEST_F(veth_ports, afpacket_sends_received_frames_back_and_does_not_see_its_own_
     open("afpacket");
     EXPECT_EQ(reflect("sluice afpacket echo", 40), 40U);
     const std::string marker = "sluice afpacket echo";
-    EXPECT_EQ(_socket->receive_matching(bytes_of(marker), 40, 3s),
-              40U);
+    EXPECT_EQ(_socket->receive_matching(bytes_of(marker), 40, 3s), 40U);
     // PACKET_IGNORE_OUTGOING: the echoes went out of this interface and must not come back in.
     std::array<xdp::frame*, 64> frames{};
     std::size_t echoes_seen = 0;
@@ -313,6 +312,54 @@ TEST_F(veth_ports, afpacket_sends_received_frames_back_and_does_not_see_its_own_
     }
     EXPECT_EQ(echoes_seen, 0U);
     EXPECT_EQ(_pool.outstanding(), 0U);
+}
+
+// A veth with two queues: AF_XDP sockets queue by queue, both at once on one interface.
+class two_queue_veth_ports : public veth_ports {
+protected:
+    unsigned queues() const override { return 2; }
+};
+
+TEST_F(two_queue_veth_ports, afxdp_one_socket_per_queue) {
+    port_options first;
+    first.queue = 0;
+    open("afxdp", first);
+    std::unique_ptr<port> queue0 = std::move(_port);
+    const std::string spec = "afxdp:" + _sluice_if + ":1";
+    auto second = _sluice->run([&] { return std::optional(open_port(spec, _pool)); });
+    ASSERT_TRUE(second && *second) << (second ? second->error().message : "setns failed");
+    std::unique_ptr<port> queue1 = std::move(second->value());
+    EXPECT_EQ(queue0->features().queues, 2U);
+    EXPECT_NE(queue1->features().mode.find("queue 1"), std::string::npos) << queue1->features().mode;
+
+    // Datagrams from many source ports spread over the peer's two TX queues, which veth maps to our two RX queues.
+    std::vector<std::unique_ptr<test::udp_socket>> senders;
+    for (std::uint16_t i = 0; i < 16; ++i) {
+        senders.push_back(test::udp_socket::open(*_peer, peer_ip, static_cast<std::uint16_t>(7000 + i)));
+        ASSERT_TRUE(senders.back());
+        for (std::size_t j = 0; j < 4; ++j) {
+            ASSERT_TRUE(senders.back()->send_to(sluice_ip, sluice_udp, payload("sluice queues", j)));
+        }
+    }
+    std::array<std::size_t, 2> received{};
+    std::array<xdp::frame*, 64> frames{};
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (received[0] + received[1] < 64 && std::chrono::steady_clock::now() < deadline) {
+        for (std::uint32_t queue = 0; queue < 2; ++queue) {
+            port& reader = queue == 0 ? *queue0 : *queue1;
+            const std::size_t got = reader.rx_batch(frames);
+            for (std::size_t i = 0; i < got; ++i) {
+                if (starts_with(test::udp_payload(frames[i]->packet()), "sluice queues")) {
+                    EXPECT_EQ(frames[i]->context().rx_queue_index, queue);
+                    ++received[queue];
+                }
+                frames[i]->pool()->release(frames[i]);
+            }
+        }
+    }
+    EXPECT_EQ(received[0] + received[1], 64U) << "queue 0: " << received[0] << ", queue 1: " << received[1];
+    queue0.reset();
+    queue1.reset();
 }
 
 // When the interface goes away under a port (the veth is deleted), the port delivers nothing, refuses or counts what
@@ -401,14 +448,13 @@ TEST_F(tap_ports, a_written_frame_reaches_a_host_socket) {
     for (std::size_t i = 0; i < 10; ++i) {
         xdp::frame* item = _pool.acquire();
         ASSERT_NE(item, nullptr);
-        ASSERT_TRUE(item->assign(test::udp_frame({0x02, 0, 0, 0, 0, 0x01}, *mac, "10.78.0.2", "10.78.0.1", 9, 7000,
-                                                 payload(marker, i))));
+        ASSERT_TRUE(item->assign(
+            test::udp_frame({0x02, 0, 0, 0, 0, 0x01}, *mac, "10.78.0.2", "10.78.0.1", 9, 7000, payload(marker, i))));
         frames.push_back(item);
     }
     EXPECT_EQ(_port->tx_batch(frames), 10U);
     EXPECT_EQ(_pool.outstanding(), 0U);
-    EXPECT_EQ(socket->receive_matching(bytes_of(marker), 10, 3s),
-              10U);
+    EXPECT_EQ(socket->receive_matching(bytes_of(marker), 10, 3s), 10U);
     EXPECT_EQ(_port->stats().tx_packets, 10U);
 }
 

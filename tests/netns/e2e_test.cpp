@@ -22,12 +22,12 @@
 #include <gtest/gtest.h>
 
 #include "netns.hpp"
-#include "topology.hpp"
 #include "sluice/ebpf/helpers.hpp"
 #include "sluice/ebpf/loader.hpp"
 #include "sluice/io/port.hpp"
 #include "sluice/xdp/engine.hpp"
 #include "sluice/xdp/executor.hpp"
+#include "topology.hpp"
 
 namespace sluice::test {
 namespace {
@@ -109,8 +109,8 @@ protected:
         config.workers = workers;
         config.pool = &_pool;
         config.object = &object;
-        config.make_program = [&object, chosen](unsigned, ebpf::execution_state& state)
-            -> expected<std::unique_ptr<xdp::batch_program>> {
+        config.make_program =
+            [&object, chosen](unsigned, ebpf::execution_state& state) -> expected<std::unique_ptr<xdp::batch_program>> {
             auto made = xdp::executor::create(object, *chosen, ebpf::xdp_helper_table(), state);
             if (!made) {
                 return made.error();
@@ -133,8 +133,7 @@ protected:
     // Waits until port `index` has received `count` frames (or 5 s), then stops the engine and checks its accounting.
     xdp::port_report finish(std::uint64_t count, std::size_t index = 0) {
         const auto deadline = std::chrono::steady_clock::now() + 5s;
-        while (_engine->report().ports[index].received.packets < count &&
-               std::chrono::steady_clock::now() < deadline) {
+        while (_engine->report().ports[index].received.packets < count && std::chrono::steady_clock::now() < deadline) {
             std::this_thread::sleep_for(10ms);
         }
         std::this_thread::sleep_for(100ms); // the last batch's frames reach their targets
@@ -164,7 +163,6 @@ protected:
     std::vector<std::unique_ptr<io::port>> _ports;
     std::unique_ptr<xdp::engine> _engine;
 };
-
 
 TEST_F(end_to_end, xdp_tx_over_afxdp_sends_every_datagram_back_to_the_sender) {
     const auto& object = load(std::string(SLUICE_EXAMPLES_DIR) + "/reflector.o");

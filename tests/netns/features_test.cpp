@@ -27,8 +27,8 @@ TEST(sluice_features, generator_port_as_text) {
 }
 
 TEST(sluice_features, pcap_output_port_as_json) {
-    const auto file = std::filesystem::temp_directory_path() / ("sluice-features-" + std::to_string(::getpid()) +
-                                                                ".pcap");
+    const auto file =
+        std::filesystem::temp_directory_path() / ("sluice-features-" + std::to_string(::getpid()) + ".pcap");
     const finished run = run_sluice("", {"features", "--json", "--output", "pcap:" + file.string()});
     std::filesystem::remove(file);
     ASSERT_EQ(run.status, 0) << run.err;

@@ -5,8 +5,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -62,9 +62,8 @@ protected:
 
     // sluice holds vs1 once libxdp's program is attached to it.
     bool afxdp_ready(const std::string& interface) const {
-        return wait_until([&] {
-            return _net.sluice->ip("link show dev " + interface).output.find(" xdp") != std::string::npos;
-        });
+        return wait_until(
+            [&] { return _net.sluice->ip("link show dev " + interface).output.find(" xdp") != std::string::npos; });
     }
     // An AF_PACKET socket of the namespace is bound to `interface` (the namespace's /proc/net/packet lists it).
     bool afpacket_ready(const std::string& interface) const {
@@ -154,8 +153,8 @@ TEST_F(sluice_run_ports, afxdp_and_afpacket_ports_two_workers_and_a_tap_reflect_
 
 TEST_F(sluice_run_ports, xdp_pass_to_a_tap_reaches_the_host_stack) {
     const std::string tap = unique_interface("rt");
-    start({SLUICE_NETNS_FIXTURE, "--prog", "pass_all", "--port", "afxdp:" + _net.vs1, "--pass", "tap:" + tap,
-           "--json"});
+    start(
+        {SLUICE_NETNS_FIXTURE, "--prog", "pass_all", "--port", "afxdp:" + _net.vs1, "--pass", "tap:" + tap, "--json"});
     ASSERT_TRUE(configure_tap(tap)) << _sluice->err();
     ASSERT_TRUE(afxdp_ready(_net.vs1)) << _sluice->err();
     auto host = udp_socket::open(*_net.sluice, service_ip, service_udp);
@@ -200,8 +199,8 @@ TEST_F(sluice_run_ports, xdp_drop_is_counted) {
 }
 
 TEST_F(sluice_run_ports, a_port_that_cannot_be_opened_stops_the_run_with_its_reason) {
-    const finished run = run_sluice(_net.sluice->name(), {"run", SLUICE_NETNS_FIXTURE, "--prog", "drop_all", "--port",
-                                                          "afxdp:" + _net.vs1 + ":7"});
+    const finished run = run_sluice(
+        _net.sluice->name(), {"run", SLUICE_NETNS_FIXTURE, "--prog", "drop_all", "--port", "afxdp:" + _net.vs1 + ":7"});
     EXPECT_NE(run.status, 0);
     EXPECT_NE(run.err.find("queue 7 does not exist"), std::string::npos) << run.err;
 }

@@ -75,8 +75,8 @@ struct topology {
         vs1_mac = *first;
         vs2_mac = *second;
         for (const auto& [space, command] :
-             {std::pair{a.get(), std::string("neigh replace ") + service_ip + " lladdr " + mac_text(vs1_mac) +
-                                     " dev " + va + " nud permanent"},
+             {std::pair{a.get(), std::string("neigh replace ") + service_ip + " lladdr " + mac_text(vs1_mac) + " dev " +
+                                     va + " nud permanent"},
               std::pair{b.get(), "link set dev " + vb + " address " + mac_text(vs1_mac)},
               std::pair{b.get(), std::string("neigh replace ") + second_service_ip + " lladdr " + mac_text(vs2_mac) +
                                      " dev " + vb + " nud permanent"}}) {

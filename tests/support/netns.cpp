@@ -199,15 +199,18 @@ std::uint32_t network_namespace::ifindex_of(const std::string& interface) const 
 
 bool add_veth(const network_namespace& first, const std::string& first_name, const std::string& first_address,
               const network_namespace& second, const std::string& second_name, const std::string& second_address,
-              std::string* error) {
+              std::string* error, unsigned queues) {
     const auto fail = [&](const std::string& what, const command_result& result) {
         if (error != nullptr) {
             *error = what + ": " + result.output;
         }
         return false;
     };
-    const command_result created =
-        first.ip("link add name " + first_name + " type veth peer name " + second_name + " netns " + second.name());
+    const std::string queue_count =
+        queues > 1 ? " numrxqueues " + std::to_string(queues) + " numtxqueues " + std::to_string(queues)
+                   : std::string();
+    const command_result created = first.ip("link add name " + first_name + queue_count + " type veth peer name " +
+                                            second_name + queue_count + " netns " + second.name());
     if (!created.ok()) {
         return fail("ip link add veth " + first_name + "/" + second_name, created);
     }

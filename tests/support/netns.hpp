@@ -98,10 +98,11 @@ private:
 
 /// A veth pair with one end in each namespace, both up, IPv6 off (no router solicitations in the tests' traffic), TX
 /// checksum offload off (complete checksums on the wire, as from a NIC),
-/// with optional IPv4 addresses ("10.77.0.1/24"). Names must be unique (include the pid) and at most 15 characters.
+/// with optional IPv4 addresses ("10.77.0.1/24") and `queues` RX and TX queues on each end. Names must be unique
+/// (include the pid) and at most 15 characters.
 bool add_veth(const network_namespace& first, const std::string& first_name, const std::string& first_address,
               const network_namespace& second, const std::string& second_name, const std::string& second_address,
-              std::string* error = nullptr);
+              std::string* error = nullptr, unsigned queues = 1);
 
 /// An interface name unique to this process: PREFIX + pid + SUFFIX (at most 15 characters).
 std::string unique_interface(std::string_view prefix, std::string_view suffix = "");
