@@ -193,6 +193,13 @@ TEST(VerifierCPrograms, UncheckedMapValueNamesItsSourceLine) {
         << message;
 }
 
+TEST(VerifierCPrograms, RouterIdiomsVerify) {
+    // Variable-length IPv4 header, checksum loop, fib_lookup, csum_diff, adjust_head then fresh checks, redirect.
+    const auto verified = verify_object(std::string(SLUICE_VERIFIER_DATA_DIR) + "/safe_router.o");
+    ASSERT_EQ(verified.size(), 1U);
+    EXPECT_LT(verified[0].result.instructions_processed, 100'000U);
+}
+
 TEST(VerifierCPrograms, LoopsCallbacksAndCallsVerify) {
     const auto verified = verify_object(std::string(SLUICE_VERIFIER_DATA_DIR) + "/safe_loops.o");
     ASSERT_EQ(verified.size(), 1U);
