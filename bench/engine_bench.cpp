@@ -5,6 +5,9 @@
 // variant of an example must agree (same packets, same program): a variant that disagrees is flagged.
 //
 //   sluice_engine_bench [--seconds S] [--packets N] [--examples a,b,c] [--engines interpreter,jit] [--workers 1,2]
+//                       [--rounds R]
+// --rounds R replays the packets exactly R times per worker instead of running for S seconds: a fixed amount of work,
+// for instruction counts (valgrind --tool=callgrind) rather than rates.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -72,7 +75,7 @@ void prepare_maps(const std::string& example, ebpf::loaded_object& object) {
 }
 
 result measure(const std::string& example, xdp::execution_engine kind, unsigned workers,
-               const std::vector<std::vector<std::uint8_t>>& packets, double seconds) {
+               const std::vector<std::vector<std::uint8_t>>& packets, double seconds, std::uint64_t rounds) {
     result out;
     auto spec = ebpf::object_spec::open_file(std::string(SLUICE_EXAMPLES_DIR) + "/" + example + ".o");
     if (!spec) {
@@ -102,7 +105,7 @@ result measure(const std::string& example, xdp::execution_engine kind, unsigned 
         for (const auto& packet : packets) {
             ports.back()->inject(packet);
         }
-        ports.back()->repeat(UINT64_MAX);
+        ports.back()->repeat(rounds != 0 ? rounds : UINT64_MAX);
     }
     xdp::engine_config config;
     for (auto& port : ports) {
@@ -129,7 +132,12 @@ result measure(const std::string& example, xdp::execution_engine kind, unsigned 
         out.failure = engine.error().message;
         return out;
     }
-    if (auto ran = (*engine)->run(std::chrono::duration<double>(seconds)); !ran) {
+    if (rounds != 0) {
+        for (auto& port : ports) {
+            port->close_input(); // a fixed amount: the run ends when every port has delivered its rounds
+        }
+    }
+    if (auto ran = (*engine)->run(std::chrono::duration<double>(rounds != 0 ? 0 : seconds)); !ran) {
         out.failure = ran.error().message;
         return out;
     }
@@ -163,6 +171,7 @@ result measure(const std::string& example, xdp::execution_engine kind, unsigned 
 int main(int argc, char** argv) {
     double seconds = 2;
     std::uint64_t packet_count = 1024;
+    std::uint64_t rounds = 0;
     std::vector<std::string> examples{"xdp_pass", "reflector", "ddos_filter"};
     std::vector<std::string> engines{"interpreter", "jit"};
     std::vector<unsigned> worker_counts{1, 2};
@@ -171,6 +180,8 @@ int main(int argc, char** argv) {
         const std::string value = argv[i + 1];
         if (key == "--seconds") {
             seconds = std::stod(value);
+        } else if (key == "--rounds") {
+            rounds = std::stoull(value);
         } else if (key == "--packets") {
             packet_count = std::stoull(value);
         } else if (key == "--examples") {
@@ -197,7 +208,7 @@ int main(int argc, char** argv) {
             const auto kind = engine_name == "jit" ? xdp::execution_engine::jit : xdp::execution_engine::interpreter;
             double single = 0;
             for (const unsigned workers : worker_counts) {
-                const result measured = measure(example, kind, workers, packets, seconds);
+                const result measured = measure(example, kind, workers, packets, seconds, rounds);
                 if (!measured.failure.empty()) {
                     fmt::print("{:<14} {:<12} {:>7} skipped: {}\n", example, engine_name, workers, measured.failure);
                     continue;

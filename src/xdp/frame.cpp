@@ -35,14 +35,12 @@ bool frame::resize(std::uint32_t length) {
 }
 
 bool frame::assign(std::span<const std::uint8_t> bytes) {
+    reset();
     if (bytes.size() > capacity()) {
-        reset();
         return false;
     }
     const auto length = static_cast<std::uint32_t>(bytes.size());
-    if (!resize(length)) {
-        return false;
-    }
+    _context.data_end = _context.data + length; // resize() without its second reset: this is every received packet
     if (length != 0) {
         std::memcpy(_context.data, bytes.data(), length);
     }
@@ -157,7 +155,9 @@ void frame_pool::give_shared(std::span<frame* const> items) {
 }
 
 bool frame_pool::accept_release(frame* item) {
-    if (!owns(item) || item->_in_pool) {
+    // The frame's own pool pointer, not owns(): a compare instead of address arithmetic on every release (a frame of
+    // another pool names that pool; a pointer that is no frame at all was never safe to pass).
+    if (item == nullptr || item->_pool != this || item->_in_pool) {
         _bad_releases.fetch_add(1, std::memory_order_relaxed);
         return false;
     }
