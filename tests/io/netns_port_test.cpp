@@ -314,6 +314,47 @@ TEST_F(veth_ports, afpacket_sends_received_frames_back_and_does_not_see_its_own_
     EXPECT_EQ(_pool.outstanding(), 0U);
 }
 
+// tx_batch accepts a prefix when its ring is full; the rest stay the caller's; everything accepted arrives once
+// flushed.
+void expect_tx_prefix(port& sender, xdp::frame_pool& pool, test::udp_socket& receiver, const test::mac_address& from,
+                      const test::mac_address& to, std::size_t ring) {
+    const std::string marker = "sluice full ring";
+    std::vector<xdp::frame*> frames;
+    for (std::size_t i = 0; i < 3 * ring; ++i) {
+        xdp::frame* item = pool.acquire();
+        ASSERT_NE(item, nullptr);
+        ASSERT_TRUE(
+            item->assign(test::udp_frame(from, to, sluice_ip, peer_ip, sluice_udp, peer_udp, payload(marker, i))));
+        frames.push_back(item);
+    }
+    // No flush between the calls: the ring fills up.
+    std::size_t accepted = 0;
+    for (int round = 0; round < 3; ++round) {
+        accepted += sender.tx_batch(std::span<xdp::frame* const>(frames).subspan(accepted));
+    }
+    EXPECT_GE(accepted, ring / 2);
+    EXPECT_LE(accepted, ring) << "no more than the ring holds before a flush";
+    pool.release_batch(std::span<xdp::frame* const>(frames).subspan(accepted));
+    sender.flush();
+    EXPECT_EQ(receiver.receive_matching(bytes_of(marker), accepted, 3s), accepted);
+    EXPECT_EQ(pool.outstanding(), 0U);
+    EXPECT_EQ(sender.stats().tx_packets, accepted);
+}
+
+TEST_F(veth_ports, afxdp_tx_batch_takes_a_prefix_when_the_ring_is_full) {
+    port_options options;
+    options.ring_size = 64;
+    open("afxdp", options);
+    expect_tx_prefix(*_port, _pool, *_socket, _sluice_mac, _peer_mac, 64);
+}
+
+TEST_F(veth_ports, afpacket_tx_batch_takes_a_prefix_when_the_ring_is_full) {
+    port_options options;
+    options.ring_size = 16;
+    open("afpacket", options);
+    expect_tx_prefix(*_port, _pool, *_socket, _sluice_mac, _peer_mac, 16);
+}
+
 // A veth with two queues: AF_XDP sockets queue by queue, both at once on one interface.
 class two_queue_veth_ports : public veth_ports {
 protected:
