@@ -466,9 +466,9 @@ expected<void> analyzer::step_exit(verifier_state& st, bool& path_ends) {
 }
 
 expected<void> analyzer::check_stack_depths() const {
-    // The deepest chain of frames, each rounded up to 32 bytes as the kernel rounds them.
+    // The deepest chain of frames, each rounded up to 16 bytes as the kernel rounds them for JIT-compiled programs.
     const auto frame_size = [&](std::size_t f) -> std::uint32_t {
-        return (std::max<std::uint32_t>(_stack_depth[f], 1) + 31) / 32 * 32;
+        return (_stack_depth[f] + 15) / 16 * 16; // round_up_stack_depth() when the program is JIT-compiled
     };
     std::vector<std::size_t> chain;
     std::vector<std::size_t> worst_chain;
