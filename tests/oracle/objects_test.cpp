@@ -34,6 +34,11 @@ struct object_case {
     bool jumbo{}; ///< reads headers only: jumbo packets compare too (the kernel puts their tail in fragments)
 };
 
+/// How ctest names the case.
+void PrintTo(const object_case& test_case, std::ostream* out) {
+    *out << test_case.object << ":" << test_case.program;
+}
+
 std::string examples_dir() {
     return SLUICE_EXAMPLES_DIR;
 }

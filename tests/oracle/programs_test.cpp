@@ -36,6 +36,11 @@ std::vector<program_case> cases() {
     return all;
 }
 
+/// How ctest names the case.
+void PrintTo(const program_case& test_case, std::ostream* out) {
+    *out << test_case.object << ":" << test_case.program;
+}
+
 void no_trace(std::string_view, unsigned, void*) {}
 
 class written_programs : public ::testing::TestWithParam<program_case> {};
