@@ -99,7 +99,7 @@ protected:
 
     // Starts the engine with `program` of `object` on the ports opened so far (port 0 passes to `pass_target`).
     void start(const ebpf::loaded_object& object, const std::string& program, std::optional<std::size_t> pass_target,
-               unsigned workers = 1) {
+               unsigned workers = 1, xdp::executor_options options = {}) {
         const ebpf::loaded_program* chosen = object.find_program(program);
         ASSERT_NE(chosen, nullptr) << program;
         xdp::engine_config config;
@@ -109,9 +109,10 @@ protected:
         config.workers = workers;
         config.pool = &_pool;
         config.object = &object;
-        config.make_program =
-            [&object, chosen](unsigned, ebpf::execution_state& state) -> expected<std::unique_ptr<xdp::batch_program>> {
-            auto made = xdp::executor::create(object, *chosen, ebpf::xdp_helper_table(), state);
+        config.make_program = [&object, chosen,
+                               options](unsigned,
+                                        ebpf::execution_state& state) -> expected<std::unique_ptr<xdp::batch_program>> {
+            auto made = xdp::executor::create(object, *chosen, ebpf::xdp_helper_table(), state, options);
             if (!made) {
                 return made.error();
             }
@@ -174,6 +175,20 @@ TEST_F(end_to_end, xdp_tx_over_afxdp_sends_every_datagram_back_to_the_sender) {
     EXPECT_EQ(port.received.packets, datagrams);
     EXPECT_EQ(port.transmitted.packets, datagrams);
     EXPECT_EQ(port.tx_errors.packets, 0U);
+}
+
+// The fast path as deployed: the program compiled by the JIT, on UMEM frames.
+TEST_F(end_to_end, xdp_tx_over_afxdp_with_the_jit) {
+    const auto& object = load(std::string(SLUICE_EXAMPLES_DIR) + "/reflector.o");
+    open("afxdp:" + _vs1);
+    xdp::executor_options options;
+    options.checked = false;
+    options.engine = xdp::execution_engine::jit;
+    start(object, "reflector", std::nullopt, 1, options);
+    send("e2e jit tx");
+    EXPECT_EQ(_sender->receive_matching(bytes_of("e2e jit tx"), datagrams, 5s), datagrams);
+    const xdp::port_report port = finish(datagrams);
+    EXPECT_EQ(port.transmitted.packets, datagrams);
 }
 
 TEST_F(end_to_end, xdp_tx_over_afpacket_sends_every_datagram_back_to_the_sender) {
