@@ -2,16 +2,36 @@
 // accepts must be accepted by sluice too (the kernel is the oracle for what a correct program is), and a program the
 // kernel rejects for memory safety (run_outcomes.o's `outcomes`, which writes far past a map value) is rejected by
 // both. The kernel half needs root and BPF; without them it is skipped with the reason, and sluice's half still runs.
+//
+// The verifier's unsafe corpus (tests/ebpf/verifier/unsafe/*.txt, assembly in sluice's relocated form) goes to the
+// kernel too: each case is turned back into the kernel's form (context reads of sluice's xdp_context become reads of
+// struct xdp_md, map references become the fds of maps created with bpf_map_create) and loaded with
+// bpf_prog_load(BPF_PROG_TYPE_XDP), from a thread holding only CAP_BPF and CAP_NET_ADMIN: root's kernel (CAP_PERFMON)
+// allows pointer leaks and uninitialised stack reads, which sluice never does. The kernel must reject every case but
+// those listed in sluice_only_cases, each with the reason sluice is stricter there; root's verdicts are counted. The
+// safe corpus is loaded too, and what the kernel says is reported.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include <linux/capability.h>
+#include <sys/syscall.h>
+
 #include "kernel_verifier.hpp"
+#include "sluice/ebpf/assembler.hpp"
 #include "sluice/ebpf/loader.hpp"
 #include "sluice/ebpf/verifier.hpp"
+#include "sluice/ebpf/xdp_context.hpp"
 
 namespace sluice::ebpf {
 namespace {
@@ -187,6 +207,302 @@ TEST(verifier_kernel_comparison, a_write_past_a_map_value_is_rejected_by_both) {
     EXPECT_FALSE(kernel_outcomes->accepted);
     EXPECT_NE(kernel_outcomes->log.find("invalid access to map value"), std::string::npos) << kernel_outcomes->log;
     EXPECT_TRUE(kernel_printk->accepted) << kernel_printk->log;
+}
+
+// ---- the verifier's corpus in the kernel ----
+
+/// One case of tests/ebpf/verifier/{unsafe,safe}/*.txt (the format is described in tests/ebpf/verifier/corpus_test.cpp).
+struct corpus_case {
+    std::string id; ///< file/name
+    std::vector<map_definition> maps;
+    std::string assembly;
+    bool devmap{};
+};
+
+std::string trimmed(const std::string& text) {
+    const auto first = text.find_first_not_of(" \t\r");
+    if (first == std::string::npos) {
+        return {};
+    }
+    return text.substr(first, text.find_last_not_of(" \t\r") - first + 1);
+}
+
+map_definition corpus_map(const std::string& line) {
+    static const std::map<std::string, map_type> types{
+        {"hash", map_type::hash},         {"array", map_type::array},     {"prog_array", map_type::prog_array},
+        {"percpu_hash", map_type::percpu_hash}, {"percpu_array", map_type::percpu_array},
+        {"lru_hash", map_type::lru_hash}, {"lpm_trie", map_type::lpm_trie}, {"queue", map_type::queue},
+        {"stack", map_type::stack},       {"ringbuf", map_type::ringbuf}, {"devmap", map_type::devmap},
+    };
+    std::istringstream words(line);
+    map_definition definition;
+    std::string type;
+    words >> definition.name >> type;
+    const auto found = types.find(type);
+    EXPECT_NE(found, types.end()) << "unknown map type " << type;
+    definition.type = found == types.end() ? map_type::array : found->second;
+    std::string field;
+    while (words >> field) {
+        const auto equals = field.find('=');
+        const std::string key = field.substr(0, equals);
+        const auto value = static_cast<std::uint32_t>(std::stoul(field.substr(equals + 1), nullptr, 0));
+        if (key == "key") {
+            definition.key_size = value;
+        } else if (key == "value") {
+            definition.value_size = value;
+        } else if (key == "entries") {
+            definition.max_entries = value;
+        } else if (key == "flags") {
+            definition.map_flags = value;
+        }
+    }
+    return definition;
+}
+
+std::vector<corpus_case> read_corpus(const std::string& folder) {
+    std::vector<std::filesystem::path> files;
+    for (const auto& entry : std::filesystem::directory_iterator(std::string(SLUICE_VERIFIER_CORPUS_DIR) + "/" + folder)) {
+        if (entry.path().extension() == ".txt") {
+            files.push_back(entry.path());
+        }
+    }
+    std::ranges::sort(files);
+    std::vector<corpus_case> cases;
+    for (const auto& path : files) {
+        std::ifstream in(path);
+        std::string line;
+        std::string section;
+        while (std::getline(in, line)) {
+            if (line.starts_with("== ")) {
+                cases.push_back({path.stem().string() + "/" + trimmed(line.substr(3)), {}, {}, false});
+                section.clear();
+            } else if (line.starts_with("-- ")) {
+                section = trimmed(line.substr(3));
+            } else if (!cases.empty() && section == "asm") {
+                cases.back().assembly += line + "\n";
+            } else if (!cases.empty() && section == "maps" && !trimmed(line).empty() && !line.starts_with("#")) {
+                cases.back().maps.push_back(corpus_map(trimmed(line)));
+            } else if (!cases.empty() && section == "options" && trimmed(line) == "attach=devmap") {
+                cases.back().devmap = true;
+            }
+        }
+    }
+    return cases;
+}
+
+/// sluice's context offset -> struct xdp_md's, for the fields the kernel has.
+std::optional<std::int16_t> xdp_md_offset(std::int16_t sluice_offset) {
+    switch (sluice_offset) {
+    case static_cast<std::int16_t>(xdp_context_data_offset): return 0;
+    case static_cast<std::int16_t>(xdp_context_data_end_offset): return 4;
+    case static_cast<std::int16_t>(xdp_context_data_meta_offset): return 8;
+    case static_cast<std::int16_t>(xdp_context_ingress_ifindex_offset): return 12;
+    case static_cast<std::int16_t>(xdp_context_rx_queue_index_offset): return 16;
+    case static_cast<std::int16_t>(xdp_context_egress_ifindex_offset): return 20;
+    default: return std::nullopt;
+    }
+}
+
+/// The code as BPF_PROG_LOAD wants it: the loader's context rewrite undone (accesses through a register that holds
+/// the context, followed in program order: r1 at entry and its copies, until overwritten or a call), pointer fields
+/// back to 32 bits; map references by index become map fds.
+std::vector<bpf_insn> kernel_form(std::vector<instruction> code, const std::vector<int>& fds) {
+    std::set<int> context{1};
+    for (std::size_t i = 0; i < code.size(); ++i) {
+        instruction& insn = code[i];
+        const std::uint8_t cls = op::cls(insn.opcode);
+        const bool memory = (cls == op::cls_ldx || cls == op::cls_st || cls == op::cls_stx) &&
+                            op::mode(insn.opcode) == op::mode_mem;
+        const int base = cls == op::cls_ldx ? insn.src : insn.dst;
+        if (memory && context.contains(base)) {
+            if (const auto offset = xdp_md_offset(insn.offset); offset) {
+                // sluice's 8-byte pointer fields are 4 bytes in xdp_md; other sizes stay (a wrong size stays wrong).
+                if (op::size(insn.opcode) == op::size_dw && *offset <= 8) {
+                    insn.opcode = static_cast<std::uint8_t>((insn.opcode & ~0x18) | op::size_w);
+                }
+                insn.offset = *offset;
+            }
+        }
+        if (insn.opcode == op::lddw && i + 1 < code.size()) {
+            if (insn.src == op::pseudo_map_idx && static_cast<std::size_t>(insn.imm) < fds.size()) {
+                insn.src = op::pseudo_map_fd;
+                insn.imm = fds[static_cast<std::size_t>(insn.imm)];
+            } else if (insn.src == op::pseudo_map_idx_value && static_cast<std::size_t>(insn.imm) < fds.size()) {
+                insn.src = op::pseudo_map_value;
+                insn.imm = fds[static_cast<std::size_t>(insn.imm)];
+            }
+            context.erase(insn.dst);
+            ++i;
+            continue;
+        }
+        // Registers written lose the context, except plain copies of it.
+        if (insn.opcode == op::call) {
+            for (int r = 0; r <= 5; ++r) {
+                context.erase(r);
+            }
+        } else if (op::is_alu(insn.opcode) || cls == op::cls_ldx) {
+            const bool copy = insn.opcode == (op::cls_alu64 | op::alu_mov | op::src_x) && insn.offset == 0 &&
+                              context.contains(insn.src);
+            if (copy) {
+                context.insert(insn.dst);
+            } else {
+                context.erase(insn.dst);
+            }
+        }
+    }
+    std::vector<bpf_insn> raw(code.size());
+    std::memcpy(raw.data(), code.data(), code.size() * sizeof(instruction));
+    return raw;
+}
+
+struct kernel_corpus_verdict {
+    bool loaded{};       ///< the kernel accepted it
+    std::string problem; ///< could not be asked (a map the kernel would not create, no assembly)
+    std::string log;
+};
+
+/// The calling thread without CAP_SYS_ADMIN and CAP_PERFMON (capabilities are per thread): the kernel then verifies
+/// as for a loader with only CAP_BPF and CAP_NET_ADMIN, without the privileged relaxations (pointer leaks,
+/// uninitialised stack reads) that sluice does not make.
+bool drop_perfmon_and_sys_admin() {
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    if (::syscall(SYS_capget, &header, data) != 0) {
+        return false;
+    }
+    for (const int capability : {CAP_SYS_ADMIN, CAP_PERFMON}) {
+        data[capability / 32].effective &= ~(1U << (capability % 32));
+    }
+    return ::syscall(SYS_capset, &header, data) == 0;
+}
+
+kernel_corpus_verdict kernel_verify_case_directly(const corpus_case& c) {
+    kernel_corpus_verdict verdict;
+    auto code = assemble(c.assembly);
+    if (!code) {
+        verdict.problem = "does not assemble: " + code.error().message;
+        return verdict;
+    }
+    std::vector<int> fds;
+    for (const map_definition& map : c.maps) {
+        LIBBPF_OPTS(bpf_map_create_opts, options, .map_flags = map.map_flags);
+        const int fd = bpf_map_create(static_cast<bpf_map_type>(map.type), map.name.c_str(), map.key_size,
+                                      map.value_size, map.max_entries, &options);
+        if (fd < 0) {
+            verdict.problem = "bpf_map_create " + map.name + ": " + std::strerror(errno);
+            break;
+        }
+        fds.push_back(fd);
+    }
+    if (verdict.problem.empty()) {
+        const std::vector<bpf_insn> raw = kernel_form(*code, fds);
+        std::vector<char> log(1 << 20);
+        LIBBPF_OPTS(bpf_prog_load_opts, options, .expected_attach_type = c.devmap ? BPF_XDP_DEVMAP : BPF_XDP,
+                    .log_level = 1, .log_size = static_cast<std::uint32_t>(log.size()), .log_buf = log.data());
+        const int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "corpus", "GPL", raw.data(), raw.size(), &options);
+        verdict.loaded = fd >= 0;
+        const std::string text = log.data();
+        // The end of the log holds the reason.
+        verdict.log = text.size() > 600 ? text.substr(text.size() - 600) : text;
+        if (fd >= 0) {
+            ::close(fd);
+        }
+    }
+    for (const int fd : fds) {
+        ::close(fd);
+    }
+    return verdict;
+}
+
+/// The kernel's verdict: `privileged` as root (CAP_SYS_ADMIN), else with only CAP_BPF and CAP_NET_ADMIN, in a thread
+/// of its own.
+kernel_corpus_verdict kernel_verify_case(const corpus_case& c, bool privileged) {
+    if (privileged) {
+        return kernel_verify_case_directly(c);
+    }
+    kernel_corpus_verdict verdict;
+    std::thread([&] {
+        if (!drop_perfmon_and_sys_admin()) {
+            verdict.problem = std::string("capset: ") + std::strerror(errno);
+            return;
+        }
+        verdict = kernel_verify_case_directly(c);
+    }).join();
+    return verdict;
+}
+
+/// Unsafe cases the kernel accepts even without CAP_PERFMON: where sluice is deliberately stricter, and why.
+const std::map<std::string, std::string>& sluice_only_cases() {
+    static const std::map<std::string, std::string> cases{
+        {"map/unchecked map value",
+         "an array lookup with a constant key below max_entries cannot fail: recent kernels (6.18 here) drop the "
+         "NULL check requirement there; sluice still asks for the check every C program has"},
+        {"map/arithmetic on a pointer that may be null",
+         "the same constant-key array lookup, which recent kernels know is never NULL"},
+    };
+    return cases;
+}
+
+TEST(verifier_kernel_comparison, the_kernel_rejects_the_unsafe_corpus_too) {
+    const std::vector<corpus_case> cases = read_corpus("unsafe");
+    ASSERT_GE(cases.size(), 40U);
+    const std::string unavailable = testing::kernel_bpf_unavailable();
+    if (!unavailable.empty()) {
+        GTEST_SKIP() << "the kernel cannot be asked: " << unavailable;
+    }
+    std::size_t rejected = 0;
+    std::size_t sluice_only = 0;
+    std::size_t not_asked = 0;
+    std::size_t rejected_privileged = 0;
+    for (const corpus_case& c : cases) {
+        // Root's kernel allows pointer leaks and uninitialised stack reads (CAP_PERFMON): counted, not compared.
+        rejected_privileged += kernel_verify_case(c, true).loaded ? 0 : 1;
+        const kernel_corpus_verdict verdict = kernel_verify_case(c, false);
+        if (!verdict.problem.empty()) {
+            ++not_asked;
+            std::printf("  %-60s not asked: %s\n", c.id.c_str(), verdict.problem.c_str());
+            continue;
+        }
+        const auto listed = sluice_only_cases().find(c.id);
+        if (!verdict.loaded) {
+            ++rejected;
+            EXPECT_EQ(listed, sluice_only_cases().end()) << c.id << " is listed as sluice-only, but the kernel "
+                                                         << "rejects it now: take it off the list";
+            continue;
+        }
+        if (listed != sluice_only_cases().end()) {
+            ++sluice_only;
+            std::printf("  %-60s kernel accepts; sluice-only: %s\n", c.id.c_str(), listed->second.c_str());
+            continue;
+        }
+        ADD_FAILURE() << c.id << ": the kernel (CAP_BPF + CAP_NET_ADMIN) accepts this unsafe case; sluice rejects "
+                      << "it. If sluice is right to be stricter, list it in sluice_only_cases with the reason.";
+    }
+    std::printf("unsafe corpus: %zu cases; the kernel with CAP_BPF + CAP_NET_ADMIN rejects %zu, accepts %zu "
+                "(sluice-only, listed), %zu not asked; as root (CAP_PERFMON: pointer leaks and uninitialised stack "
+                "reads allowed) it rejects %zu\n",
+                cases.size(), rejected, sluice_only, not_asked, rejected_privileged);
+}
+
+TEST(verifier_kernel_comparison, what_the_kernel_says_of_the_safe_corpus) {
+    const std::vector<corpus_case> cases = read_corpus("safe");
+    const std::string unavailable = testing::kernel_bpf_unavailable();
+    if (!unavailable.empty()) {
+        GTEST_SKIP() << "the kernel cannot be asked: " << unavailable;
+    }
+    std::size_t accepted = 0;
+    for (const corpus_case& c : cases) {
+        const kernel_corpus_verdict verdict = kernel_verify_case(c, true);
+        accepted += verdict.loaded ? 1 : 0;
+        if (!verdict.loaded) {
+            std::printf("  %-60s kernel: %s\n", c.id.c_str(),
+                        verdict.problem.empty() ? ("rejects: " + verdict.log).c_str() : verdict.problem.c_str());
+        }
+    }
+    // Informational: a safe case is safe by sluice's rules; the kernel may be stricter (its complexity, its
+    // loop handling), so its rejections are listed rather than failed.
+    std::printf("safe corpus: %zu cases; the kernel accepts %zu\n", cases.size(), accepted);
+    EXPECT_FALSE(cases.empty());
 }
 
 } // namespace
