@@ -48,7 +48,8 @@ struct jit_options {
     std::span<const instruction_facts> facts;
     /// Maps by index, as instruction_facts::constant_map names them (the loaded object's maps()).
     std::span<const std::unique_ptr<map>> maps;
-    /// The worker this code runs on: inlined per-CPU array lookups address this cpu's slot.
+    /// The worker this code runs on: inlined per-CPU array lookups address this cpu's slot, so the compiled program
+    /// must only run with an execution_state of this cpu (the executor compiles per worker).
     unsigned cpu{};
 };
 

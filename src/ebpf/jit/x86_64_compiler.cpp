@@ -36,7 +36,8 @@ namespace {
 
 using jit::run_state;
 
-/// xbyak assembles into heap memory that it must never mprotect: executable_memory makes the real mapping.
+/// xbyak assembles into heap memory that it must never mprotect: executable_memory makes the real mapping. Stateless,
+/// so compilers on several threads share it.
 struct heap_allocator final : Xbyak::Allocator {
     bool useProtect() const override { return false; }
 };
@@ -85,11 +86,11 @@ public:
 private:
     /// The x86-64 register holding eBPF register `r` (kernel mapping, see jit.hpp).
     const Xbyak::Reg64& reg(int r) const {
-        static const Xbyak::Reg64 map[16] = {Xbyak::util::rax, Xbyak::util::rdi, Xbyak::util::rsi, Xbyak::util::rdx,
-                                             Xbyak::util::rcx, Xbyak::util::r8,  Xbyak::util::rbx, Xbyak::util::r13,
-                                             Xbyak::util::r14, Xbyak::util::r15, Xbyak::util::rbp, Xbyak::util::rbp,
-                                             Xbyak::util::rbp, Xbyak::util::rbp, Xbyak::util::rbp, Xbyak::util::rbp};
-        return map[r & 15];
+        static const Xbyak::Reg64 registers[16] = {
+            Xbyak::util::rax, Xbyak::util::rdi, Xbyak::util::rsi, Xbyak::util::rdx, Xbyak::util::rcx, Xbyak::util::r8,
+            Xbyak::util::rbx, Xbyak::util::r13, Xbyak::util::r14, Xbyak::util::r15, Xbyak::util::rbp, Xbyak::util::rbp,
+            Xbyak::util::rbp, Xbyak::util::rbp, Xbyak::util::rbp, Xbyak::util::rbp};
+        return registers[r & 15]; // r11..r15 do not exist (validate()); any nibble indexes safely
     }
     Xbyak::Reg sized(int r, bool wide) const { return wide ? Xbyak::Reg(reg(r)) : Xbyak::Reg(reg(r).cvt32()); }
     Xbyak::Address state(int displacement, int bytes) const {
