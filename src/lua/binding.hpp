@@ -49,6 +49,10 @@ enum helper_slot : std::size_t {
     slot_count,
 };
 
+/// The userdata types of an engine, whose metatables the engine keeps by registry reference: checking a type is
+/// then an array access, where luaL_checkudata interns the type's name on every call.
+enum type_slot : std::size_t { type_packet, type_map, type_record, type_count };
+
 /// Why the debug hook is armed.
 enum class interrupt_reason : int { none, budget, memory };
 
@@ -74,6 +78,7 @@ public:
     packet_view view;
     std::array<ebpf::helper_function, slot_count> helpers{};
     std::uint64_t generation{1}; ///< bumped after every call into Lua: map value views from before are invalid
+    std::array<int, type_count> metatables{}; ///< registry references of each type's metatable
 
     /// Calls helper `slot` with the worker's execution state as call_context::user.
     std::uint64_t call_helper(helper_slot slot, std::uint64_t r1, std::uint64_t r2 = 0, std::uint64_t r3 = 0);
@@ -123,6 +128,10 @@ void push_packet_object(lua_State* L, state_engine& engine);
 void register_maps(lua_State* L);
 /// lua_helpers.cpp: redirect, redirect_map, ktime_ns, prandom_u32, processor_id, print, into the table on top.
 void register_helpers(lua_State* L);
+#ifdef SLUICE_LUAJIT
+/// luajit_maps.cpp: replaces the environment's maps.open/declare (and redirect_map, ktime_ns) by FFI versions.
+void use_ffi_maps(lua_State* L, state_engine& engine, int environment_ref);
+#endif
 
 // ---- Lua 5.4 / LuaJIT differences ----
 //
@@ -137,6 +146,14 @@ void push_unsigned(lua_State* L, std::uint64_t value);
 /// luaL_checkinteger that accepts what to_integer() accepts.
 std::int64_t check_integer(lua_State* L, int index);
 void* new_userdata(lua_State* L, std::size_t size);
+/// Registers the metatable on top of the stack as `slot`'s (it stays on the stack).
+void remember_metatable(lua_State* L, type_slot slot);
+/// Gives the value on top of the stack `slot`'s metatable.
+void set_metatable(lua_State* L, type_slot slot);
+/// The userdata at `index` when it is of type `slot`, else nullptr.
+void* test_userdata(lua_State* L, int index, type_slot slot);
+/// As test_userdata, or an error naming what was expected.
+void* check_userdata(lua_State* L, int index, type_slot slot);
 /// The length of the table at `index` without metamethods (lua_rawlen / lua_objlen).
 std::size_t table_length(lua_State* L, int index);
 

@@ -122,6 +122,36 @@ void* new_userdata(lua_State* L, std::size_t size) {
 #endif
 }
 
+void remember_metatable(lua_State* L, type_slot slot) {
+    lua_pushvalue(L, -1);
+    state_engine::of(L).metatables[slot] = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+void set_metatable(lua_State* L, type_slot slot) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, state_engine::of(L).metatables[slot]);
+    lua_setmetatable(L, -2);
+}
+
+void* test_userdata(lua_State* L, int index, type_slot slot) {
+    void* data = lua_touserdata(L, index);
+    if (data == nullptr || lua_getmetatable(L, index) == 0) {
+        return nullptr;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, state_engine::of(L).metatables[slot]);
+    const bool same = lua_rawequal(L, -1, -2) != 0;
+    lua_pop(L, 2);
+    return same ? data : nullptr;
+}
+
+void* check_userdata(lua_State* L, int index, type_slot slot) {
+    void* data = test_userdata(L, index, slot);
+    if (data == nullptr) {
+        constexpr std::array<const char*, type_count> names{"a packet", "a map", "a record (map key or value)"};
+        luaL_error(L, "bad argument #%d: %s expected, got %s", index, names[slot], luaL_typename(L, index));
+    }
+    return data;
+}
+
 std::size_t table_length(lua_State* L, int index) {
 #ifdef SLUICE_LUAJIT
     return lua_objlen(L, index);
@@ -336,6 +366,9 @@ std::string state_engine::start() {
 
     push_packet_object(L, *this);
     _packet_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+#ifdef SLUICE_LUAJIT
+    use_ffi_maps(L, *this, _environment_ref);
+#endif
 
     if (luaL_loadbufferx(L, driver_source, std::strlen(driver_source), "=sluice driver", "t") != 0) {
         std::string why = lua_tostring(L, -1);

@@ -19,7 +19,7 @@ int redirect(lua_State* L) {
 /// (bpf_redirect_map).
 int redirect_map(lua_State* L) {
     state_engine& engine = state_engine::of(L);
-    auto* handle = static_cast<ebpf::map**>(luaL_checkudata(L, 1, "sluice.map")); // map_handle starts with the map
+    auto* handle = static_cast<ebpf::map**>(check_userdata(L, 1, type_map)); // map_handle starts with the map
     const auto key = static_cast<std::uint64_t>(check_integer(L, 2));
     const auto flags = lua_isnoneornil(L, 3) ? 0 : static_cast<std::uint64_t>(check_integer(L, 3));
     push_unsigned(L, engine.call_helper(slot_redirect_map, reinterpret_cast<std::uint64_t>(*handle), key, flags));

@@ -27,6 +27,7 @@ enum class field_type : std::uint8_t { u8, u16, u32, u64, i8, i16, i32, i64, be1
 
 struct field {
     std::array<char, max_field_name + 1> name{};
+    std::size_t name_length{};
     std::uint32_t offset{};
     std::uint32_t size{};
     field_type type{};
@@ -39,7 +40,7 @@ struct layout {
 
     const field* find(std::string_view name) const {
         for (std::size_t i = 0; i < count; ++i) {
-            if (name == fields[i].name.data()) {
+            if (name == std::string_view(fields[i].name.data(), fields[i].name_length)) {
                 return &fields[i];
             }
         }
@@ -108,6 +109,7 @@ std::string parse_layout(std::string_view text, layout& out) {
         }
         field& entry = out.fields[out.count];
         std::memcpy(entry.name.data(), name.data(), name.size());
+        entry.name_length = name.size();
         constexpr std::array<std::pair<std::string_view, field_type>, 10> scalars{{{"u8", field_type::u8},
                                                                                    {"u16", field_type::u16},
                                                                                    {"u32", field_type::u32},
@@ -159,6 +161,7 @@ layout default_layout(std::uint32_t size) {
     out.size = size;
     field& entry = out.fields[0];
     std::memcpy(entry.name.data(), "value", 5);
+    entry.name_length = 5;
     entry.size = size;
     entry.type = size == 1   ? field_type::u8
                  : size == 2 ? field_type::u16
@@ -210,11 +213,11 @@ void push_field(lua_State* L, const field& entry, const std::uint8_t* data) {
 }
 
 map_handle& check_map(lua_State* L, int index) {
-    return *static_cast<map_handle*>(luaL_checkudata(L, index, map_type_name));
+    return *static_cast<map_handle*>(check_userdata(L, index, type_map));
 }
 
 record& check_record(lua_State* L, int index) {
-    auto& entry = *static_cast<record*>(luaL_checkudata(L, index, record_type_name));
+    auto& entry = *static_cast<record*>(check_userdata(L, index, type_record));
     if (entry.generation != 0 && entry.generation != state_engine::of(L).generation) {
         luaL_error(L, "a map value from an earlier call: lookup() results last for one call, as in eBPF");
     }
@@ -233,7 +236,7 @@ record& new_record(lua_State* L, const layout& shape, std::uint8_t* view) {
         entry.data = view;
         entry.generation = state_engine::of(L).generation;
     }
-    luaL_setmetatable(L, record_type_name);
+    set_metatable(L, type_record);
     return entry;
 }
 
@@ -427,10 +430,44 @@ int map_tostring(lua_State* L) {
     return 1;
 }
 
+#ifdef SLUICE_LUAJIT
+/// m:_describe() -> the map (lightuserdata), {size, {name, type, offset, size}...} for the key and for the value:
+/// what luajit_maps_source builds its FFI records from.
+int map_describe(lua_State* L) {
+    map_handle& handle = check_map(L, 1);
+    constexpr std::array<const char*, 11> type_names{"u8",  "u16", "u32", "u64",  "i8",   "i16",
+                                                     "i32", "i64", "be16", "be32", "bytes"};
+    lua_pushlightuserdata(L, handle.target);
+    for (const layout* shape : {&handle.key, &handle.value}) {
+        lua_newtable(L);
+        lua_pushinteger(L, shape->size);
+        lua_setfield(L, -2, "size");
+        for (std::size_t i = 0; i < shape->count; ++i) {
+            const field& entry = shape->fields[i];
+            lua_newtable(L);
+            lua_pushlstring(L, entry.name.data(), entry.name_length);
+            lua_setfield(L, -2, "name");
+            lua_pushstring(L, type_names[static_cast<std::size_t>(entry.type)]);
+            lua_setfield(L, -2, "type");
+            lua_pushinteger(L, entry.offset);
+            lua_setfield(L, -2, "offset");
+            lua_pushinteger(L, entry.size);
+            lua_setfield(L, -2, "size");
+            lua_rawseti(L, -2, static_cast<int>(i + 1));
+        }
+    }
+    return 3;
+}
+#endif
+
 constexpr luaL_Reg map_methods[] = {
     {"lookup", map_lookup}, {"get", map_get},         {"update", map_update},   {"delete", map_delete},
     {"push", map_push},     {"pop", map_pop<true>},   {"peek", map_pop<false>}, {"next_key", map_next_key},
-    {"pairs", map_pairs},   {"key", map_key},         {"value", map_value},     {nullptr, nullptr},
+    {"pairs", map_pairs},   {"key", map_key},         {"value", map_value},
+#ifdef SLUICE_LUAJIT
+    {"_describe", map_describe},
+#endif
+    {nullptr, nullptr},
 };
 
 // ---- records ----
@@ -459,8 +496,9 @@ int record_fill(lua_State* L) {
 
 int record_index(lua_State* L) {
     record& entry = check_record(L, 1);
-    const char* name = luaL_checkstring(L, 2);
-    if (const field* found = entry.shape->find(name); found != nullptr) {
+    std::size_t length = 0;
+    const char* name = luaL_checklstring(L, 2, &length);
+    if (const field* found = entry.shape->find({name, length}); found != nullptr) {
         push_field(L, *found, entry.data);
         return 1;
     }
@@ -473,8 +511,9 @@ int record_index(lua_State* L) {
 
 int record_newindex(lua_State* L) {
     record& entry = check_record(L, 1);
-    const char* name = luaL_checkstring(L, 2);
-    const field* found = entry.shape->find(name);
+    std::size_t length = 0;
+    const char* name = luaL_checklstring(L, 2, &length);
+    const field* found = entry.shape->find({name, length});
     if (found == nullptr) {
         return luaL_error(L, "the record has no field '%s'", name);
     }
@@ -559,7 +598,7 @@ bool push_handle(lua_State* L, ebpf::map* target, int key_index, int value_index
             return false;
         }
     }
-    luaL_setmetatable(L, map_type_name);
+    set_metatable(L, type_map);
     // Anchored for the state's life: records point at the handle's layouts.
     lua_getfield(L, LUA_REGISTRYINDEX, "sluice.map.handles");
     lua_pushvalue(L, -2);
@@ -683,6 +722,7 @@ void register_maps(lua_State* L) {
     lua_setfield(L, -2, "declare");
 
     luaL_newmetatable(L, map_type_name);
+    remember_metatable(L, type_map);
     lua_newtable(L);
     luaL_setfuncs(L, map_methods, 0);
     lua_setfield(L, -2, "__index");
@@ -693,6 +733,7 @@ void register_maps(lua_State* L) {
     lua_pop(L, 1);
 
     luaL_newmetatable(L, record_type_name);
+    remember_metatable(L, type_record);
     lua_pushcfunction(L, record_index);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, record_newindex);

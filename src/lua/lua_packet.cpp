@@ -208,7 +208,7 @@ struct packet_handle {
 
 /// The live view of the packet a method was called on, or a Lua error.
 packet_view& live(lua_State* L) {
-    auto* handle = static_cast<packet_handle*>(luaL_checkudata(L, 1, packet_type));
+    auto* handle = static_cast<packet_handle*>(check_userdata(L, 1, type_packet));
     packet_view& view = handle->engine->view;
     if (view.context == nullptr) {
         luaL_error(L, "the packet view is used outside xdp()");
@@ -499,6 +499,7 @@ void push_packet_object(lua_State* L, state_engine& engine) {
     auto* handle = static_cast<packet_handle*>(new_userdata(L, sizeof(packet_handle)));
     handle->engine = &engine;
     luaL_newmetatable(L, packet_type);
+    remember_metatable(L, type_packet);
     lua_newtable(L);
     luaL_setfuncs(L, packet_methods, 0);
     lua_setfield(L, -2, "__index");

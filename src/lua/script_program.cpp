@@ -144,6 +144,18 @@ struct script_program::implementation final : detail::host {
 
     ebpf::helper_function helper(std::uint32_t id) override { return ebpf::xdp_helper_table().find(id); }
 
+    /// The budget of a call into Lua. LuaJIT compiles traces in the calls that first run the code, which takes
+    /// milliseconds of CPU for a script like the examples; that time must not count as a runaway script, so LuaJIT
+    /// (trusted, and unstoppable inside compiled traces anyway) gets at least luajit_minimum_budget.
+    std::int64_t call_budget_ns() const {
+        constexpr std::chrono::milliseconds luajit_minimum_budget{20};
+        auto budget = std::chrono::nanoseconds(settings.budget);
+        if (settings.engine == engine::luajit) {
+            budget = std::max(budget, std::chrono::nanoseconds(luajit_minimum_budget));
+        }
+        return budget.count();
+    }
+
     // ---- engines ----
     expected<std::unique_ptr<engine_slot>> make_slot(std::string_view source, std::string chunk_name) {
         auto slot = std::make_unique<engine_slot>();
@@ -175,7 +187,7 @@ struct script_program::implementation final : detail::host {
         slot->watch.enter();
         why = slot->engine->load(source, chunk_name);
         slot->watch.leave();
-        slot->watch.budget_ns = std::chrono::nanoseconds(settings.budget).count();
+        slot->watch.budget_ns = call_budget_ns();
         if (!why.empty()) {
             // Lua names the chunk in most messages ("filter.lua:3: ..."), not in all (bytecode refused, memory).
             return error{why.starts_with(chunk_name) ? why : fmt::format("{}: {}", chunk_name, why)};

@@ -86,7 +86,9 @@ std::optional<engine> parse_engine(std::string_view text);
 struct options {
     lua::engine engine{lua::engine::lua54};
     std::size_t memory_limit{64U << 20U};                  ///< bytes per Lua state
-    std::chrono::microseconds budget{1000};                ///< CPU time per call into Lua (a batch, a chained call)
+    /// CPU time per call into Lua (a batch, a chained call); LuaJIT gets at least 20 ms, since the calls that
+    /// compile its traces spend milliseconds doing so. A script's top level (which may create maps) gets a second.
+    std::chrono::microseconds budget{1000};
     const ebpf::loaded_object* object{};                   ///< maps.open() finds its maps by name
     unsigned cpus{1};                                      ///< per-CPU slots of maps the script declares (workers)
     std::vector<std::pair<std::string, std::string>> config; ///< the script's `config` table (numbers stay numbers)
