@@ -526,6 +526,18 @@ void run_ports(const run_options& options, const ebpf::loaded_object& object, co
     config.pool = &pool;
     config.object = &object;
     config.attached_options = execution_options(options);
+    if (verifies(options) && !is_lua_script(options.file)) {
+        // Programs on devmap and cpumap entries run unchecked like the main one, so the verifier must have proven
+        // them too (libbpf loads, and so verifies, every program of an object).
+        for (const auto& attached : object.programs()) {
+            if (attached->kind.attach == ebpf::xdp_attach::device || attached.get() == &program) {
+                continue;
+            }
+            if (auto verified = verify_for_run(object, *attached); !verified) {
+                fail(verified.error().message);
+            }
+        }
+    }
     const program_options made_from{options.file, &object, &program, execution_options(options),
                                     script_options(options)};
     config.make_program = [made_from](unsigned worker, ebpf::execution_state& state) {

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -638,6 +639,46 @@ TEST_F(run_command_test, sigterm_stops_reading_drains_and_reports) {
     const std::string messages((std::istreambuf_iterator<char>(err_file)), std::istreambuf_iterator<char>());
     EXPECT_NE(messages.find("stopped by a signal"), std::string::npos) << messages;
     EXPECT_NE(table.find("accounting: every frame accounted for"), std::string::npos) << table;
+}
+
+TEST_F(run_command_test, devmap_redirect_through_an_entry_program_by_command_line) {
+    // engine_programs.o: byte 0 == 5 redirects through devices[byte 1]; the entry's xdp/devmap program (mark_egress,
+    // the object's second program: id 2) writes the egress ifindex into bytes 2..5.
+    std::vector<bytes> input;
+    for (int i = 0; i < 20; ++i) {
+        bytes packet(64, 0);
+        packet[0] = 5;
+        packet[1] = 1;
+        packet[9] = static_cast<std::uint8_t>(i);
+        input.push_back(packet);
+    }
+    const std::string in = write_pcap("in.pcap", input);
+    const std::string out = path("redirected.pcap");
+    // Ports get sluice's ifindexes in the order they are opened: --port first (16777216), then --pass (16777217).
+    const std::uint64_t target = 16777217;
+    const std::uint64_t value = target | (std::uint64_t{2} << 32);
+    const std::string devices = write_text("devices.json", fmt::format(R"([{{"key": 1, "value": {}}}])", value));
+    const auto report = run_json({SLUICE_ENGINE_FIXTURE, "--prog", "by_first_byte", "--port", "pcap:" + in, "--pass",
+                                  "pcap:" + out, "--map", "devices=" + devices, "--dump-map", "devices"});
+    EXPECT_EQ(report["accounting"], "ok");
+    EXPECT_EQ(report["ports"][1]["ifindex"], target);
+    EXPECT_EQ(report["ports"][0]["redirected"]["packets"], 20);
+    EXPECT_EQ(report["ports"][1]["sent"]["packets"], 20);
+    const auto written = read_pcap(out);
+    ASSERT_EQ(written.size(), 20U);
+    for (std::size_t i = 0; i < written.size(); ++i) {
+        std::uint32_t egress = 0;
+        std::memcpy(&egress, written[i].data.data() + 2, 4);
+        EXPECT_EQ(egress, target);
+        EXPECT_EQ(written[i].data[9], i);
+    }
+    // A program id of the wrong kind is refused as the kernel refuses it (by_first_byte is an xdp program).
+    const std::string wrong = write_text("wrong.json", fmt::format(R"([{{"key": 1, "value": {}}}])",
+                                                                   target | (std::uint64_t{1} << 32)));
+    const result refused = sluice({"run", SLUICE_ENGINE_FIXTURE, "--prog", "by_first_byte", "--port", "pcap:" + in,
+                                   "--pass", "pcap:" + out, "--map", "devices=" + wrong});
+    EXPECT_EQ(refused.status, 1);
+    EXPECT_NE(refused.err.find("devices"), std::string::npos) << refused.err;
 }
 
 } // namespace
