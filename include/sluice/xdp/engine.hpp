@@ -20,7 +20,8 @@
 //                                     entry, BPF_F_EXCLUDE_INGRESS skipping the ingress port; a broadcast with no
 //                                     target drops the frame (the kernel frees it);
 //     cpumap entry (cpu = worker)  -> that worker, through a single-producer single-consumer ring per pair of workers
-//                                     (at most the entry's qsize frames waiting); there the entry's `xdp/cpumap`
+//                                     (at most the entry's qsize frames waiting on each source worker's ring, up to
+//                                     4096; the kernel has one ring of qsize per entry); there the entry's `xdp/cpumap`
 //                                     program runs and its verdict applies (XDP_TX is not allowed there: aborted);
 //                                     without a program the frame is passed (the kernel hands it to the stack);
 //     xskmap entry                 -> the in-process socket's RX ring (xsk_socket.hpp).
@@ -34,6 +35,8 @@
 //   Bytes count each packet's length as received. Broadcast copies are not received frames: they count apart
 //   (clones_sent, clones_dropped). check() verifies every port's balance, every program's own accounting and that
 //   the pool has every frame back; a mismatch is an error naming the port and both sides.
+// - Ports are read under their lock when there are several workers; a port whose rx_batch() waits (AF_XDP's poll
+//   timeout) makes other workers' transmissions to it wait as long.
 // - Shutdown: request_stop() (or every RX port exhausted, or the duration of run()) stops reading; workers then drain
 //   the cpumap rings, flush every queue and exit once no frame is in flight anywhere.
 #pragma once
