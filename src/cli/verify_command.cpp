@@ -52,8 +52,10 @@ verdict verify_program(const ebpf::loaded_object& object, const ebpf::loaded_pro
 
 std::string summary_line(const verdict& done) {
     const ebpf::verification_result& result = *done.result;
-    return fmt::format("program {}: verified ({} instructions processed, {} states, in {:.3f} ms)",
-                       done.program->name, result.instructions_processed, result.states_explored, done.milliseconds);
+    return fmt::format("program {}: verified ({} instruction{} processed, {} state{}, in {:.3f} ms)",
+                       done.program->name, result.instructions_processed,
+                       result.instructions_processed == 1 ? "" : "s", result.states_explored,
+                       result.states_explored == 1 ? "" : "s", done.milliseconds);
 }
 
 std::string program_names(const ebpf::loaded_object& object) {
