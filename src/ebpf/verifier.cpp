@@ -72,8 +72,40 @@ expected<verification_result> verify(const verifier_input& input, const verifier
     if (!structure) {
         return structure.error();
     }
-    verifier_detail::analyzer analysis(input, options, *structure);
-    return analysis.run();
+    // Precision by rounds: pruning compares exactly only the numbers that can matter, and which comparisons matter
+    // (those whose direction some path knew for certain) is learned by exploring. Start assuming none; when a round
+    // meets a decided comparison the previous round did not treat as one, its pruning may have been too bold:
+    // explore again knowing more. The last round met no new one, so every prune it made was justified. A rejection
+    // is always real (it was met on an explored path, in a sound state). Rounds only add comparisons, so they end;
+    // after max_rounds the verifier treats every comparison as decided, which is always sound.
+    constexpr int max_rounds = 8;
+    std::vector<bool> decided(input.code.size(), false);
+    std::uint64_t processed = 0;
+    for (int round = 0;; ++round) {
+        const bool last = round + 1 >= max_rounds;
+        if (last) {
+            decided.assign(input.code.size(), true);
+        }
+        verifier_detail::compute_precision(*structure, input.code, decided, &helper_arguments);
+        verifier_detail::analyzer analysis(input, options, *structure);
+        auto result = analysis.run();
+        if (!result) {
+            return result;
+        }
+        processed += result->instructions_processed;
+        bool learned = false;
+        const std::vector<bool>& met = analysis.decided_jumps();
+        for (std::size_t pc = 0; pc < met.size(); ++pc) {
+            if (met[pc] && !decided[pc]) {
+                decided[pc] = true;
+                learned = true;
+            }
+        }
+        if (!learned || last) {
+            result->instructions_processed = processed;
+            return result;
+        }
+    }
 }
 
 } // namespace sluice::ebpf

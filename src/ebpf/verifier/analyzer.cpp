@@ -57,6 +57,7 @@ analyzer::analyzer(const verifier_input& input, const verifier_options& options,
     _visits.assign(_code.size(), 0);
     _lookup_map.assign(_code.size(), -1);
     _reachable.assign(_code.size(), false);
+    _decided.assign(_code.size(), false);
     _stack_depth.assign(structure.functions.size(), 0);
     _calls.resize(structure.functions.size());
 }
@@ -277,7 +278,7 @@ bool analyzer::covers(const verifier_state& old, const verifier_state& cur, bool
             }
             const reg_state& o = of.regs[static_cast<std::size_t>(r)];
             const reg_state& c = cf.regs[static_cast<std::size_t>(r)];
-            if ((precise & (1U << r)) == 0 && o.is_scalar() && c.is_scalar()) {
+            if ((precise & (1U << r)) == 0 && o.is_scalar() && c.is_scalar() && o.id == 0) {
                 continue; // no value of this number changes what is safe from here
             }
             if (!reg_ok(o, c)) {

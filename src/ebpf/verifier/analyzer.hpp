@@ -63,6 +63,9 @@ public:
     analyzer(const verifier_input& input, const verifier_options& options, const program_structure& structure);
 
     expected<verification_result> run();
+    /// Conditional jumps whose direction a path knew for certain (or whose scalar operand chose how the verifier
+    /// treated them): their operands must be compared exactly when pruning.
+    const std::vector<bool>& decided_jumps() const { return _decided; }
 
 private:
     // ---- analyzer.cpp
@@ -131,6 +134,7 @@ private:
     std::vector<std::uint32_t> _stack_depth;      ///< by function: deepest byte used
     std::vector<std::vector<std::size_t>> _calls; ///< by function: functions it calls or hands to helpers
     std::vector<bool> _reachable;
+    std::vector<bool> _decided; ///< by instruction
     std::uint32_t _last_id{};
     std::uint64_t _processed{};
     std::uint64_t _last_stored{}; ///< _processed when the last state was kept

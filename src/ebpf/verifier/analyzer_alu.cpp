@@ -381,6 +381,7 @@ expected<void> analyzer::step_branch(verifier_state& st, const instruction& insn
 
     if (d.is_scalar() && s.is_scalar()) {
         if (const auto known = scalar_branch_taken(operation, d.value, s.value, is64)) {
+            _decided[pc] = true;
             next = *known ? target : pc + 1;
             return {};
         }
@@ -400,7 +401,10 @@ expected<void> analyzer::step_branch(verifier_state& st, const instruction& insn
             apply(other, taken_dst, taken_src);
             apply(st, fall_dst, fall_src);
             split(std::move(other));
-        } else if (taken_possible) {
+            return {};
+        }
+        _decided[pc] = true;
+        if (taken_possible) {
             apply(st, taken_dst, taken_src);
             next = target;
         } else if (fall_possible) {
@@ -412,6 +416,10 @@ expected<void> analyzer::step_branch(verifier_state& st, const instruction& insn
         return {};
     }
 
+    // Whether a scalar operand is 0, or a number at all, chose how this comparison is treated.
+    if (d.is_scalar() || s.is_scalar()) {
+        _decided[pc] = true;
+    }
     const bool equality = operation == op::jmp_jeq || operation == op::jmp_jne;
     const auto is_zero = [](const reg_state& r) {
         return r.is_scalar() && r.value.is_constant() && r.value.constant_value() == 0;

@@ -102,7 +102,7 @@ void uses_and_defs(const instruction& insn, int (*helper_arguments)(std::uint32_
 }
 
 /// The registers whose values must be exact before `insn`, given those needed after it.
-std::uint16_t needed_before(const instruction& insn, std::uint16_t after, bool in_main,
+std::uint16_t needed_before(const instruction& insn, std::uint16_t after, bool in_main, bool decided,
                             int (*helper_arguments)(std::uint32_t)) {
     const auto bit = [](int r) { return static_cast<std::uint16_t>(r < frame_pointer ? 1U << r : 0U); };
     const bool from_register = op::source(insn.opcode) == op::src_x;
@@ -163,10 +163,38 @@ std::uint16_t needed_before(const instruction& insn, std::uint16_t after, bool i
     if (operation == op::jmp_ja || program_structure::is_may_goto(insn)) {
         return after;
     }
-    return static_cast<std::uint16_t>(after | dst | src); // a comparison decides which paths exist
+    if (!decided) {
+        return after; // both directions were followed: the operands' exact values did not choose a path
+    }
+    return static_cast<std::uint16_t>(after | dst | src); // the comparison decided which paths exist
 }
 
 } // namespace
+
+void compute_precision(program_structure& s, std::span<const instruction> code, const std::vector<bool>& decided_jumps,
+                       int (*helper_arguments)(std::uint32_t)) {
+    const std::size_t size = code.size();
+    s.precise_in.assign(size, 0);
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (std::size_t i = size; i-- > 0;) {
+            if (s.second_half[i]) {
+                continue;
+            }
+            std::uint16_t out = 0;
+            for (const std::size_t next : s.successors[i]) {
+                out |= s.precise_in[next];
+            }
+            const bool in_main = s.function_at[i] == 0;
+            const auto in = static_cast<std::uint16_t>(
+                needed_before(code[i], out, in_main, decided_jumps[i], helper_arguments) & s.live_in[i]);
+            if (in != s.precise_in[i]) {
+                s.precise_in[i] = in;
+                changed = true;
+            }
+        }
+    }
+}
 
 expected<program_structure> analyse_structure(std::span<const instruction> code,
                                               std::span<const program_function> declared,
@@ -305,30 +333,8 @@ expected<program_structure> analyse_structure(std::span<const instruction> code,
         }
     }
 
-    // Precision: backwards, as liveness, but a register is needed only where its value can change what is safe.
-    s.precise_in.assign(size, 0);
-    std::vector<bool> main_function(size, false);
-    for (std::size_t pc = 0; pc < size && !s.functions.empty(); ++pc) {
-        main_function[pc] = s.function_at[pc] == 0;
-    }
-    for (bool changed = true; changed;) {
-        changed = false;
-        for (std::size_t i = size; i-- > 0;) {
-            if (s.second_half[i]) {
-                continue;
-            }
-            std::uint16_t out = 0;
-            for (const std::size_t next : successors[i]) {
-                out |= s.precise_in[next];
-            }
-            const auto in = static_cast<std::uint16_t>(needed_before(code[i], out, main_function[i], helper_arguments) &
-                                                       s.live_in[i]);
-            if (in != s.precise_in[i]) {
-                s.precise_in[i] = in;
-                changed = true;
-            }
-        }
-    }
+    s.successors = std::move(successors);
+    compute_precision(s, code, std::vector<bool>(size, true), helper_arguments);
 
     // Prune points: where paths meet (jump targets), after branches and calls, and at callback entries.
     s.prune_point.assign(size, false);

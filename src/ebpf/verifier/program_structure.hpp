@@ -26,6 +26,7 @@ struct program_structure {
     /// kernel's precision marks): values that flow into comparisons, pointer arithmetic, helper arguments, stores
     /// and returns from functions. Pruning compares other scalars by type only.
     std::vector<std::uint16_t> precise_in;
+    std::vector<std::vector<std::size_t>> successors; ///< by instruction: where control goes next in its function
     std::vector<bool> prune_point;    ///< by instruction
     std::vector<bool> second_half;    ///< by instruction: the upper slot of an lddw
     std::vector<bool> callback_entry; ///< by instruction: a function whose address is taken
@@ -38,6 +39,11 @@ struct program_structure {
 /// Builds the structure and refuses what no path can make right: instructions no path reaches, code that runs off
 /// the end of its function, jumps between functions. `describe(pc)` heads each message (index, text, source line).
 /// `helper_arguments(id)` is how many arguments helper `id` reads (for liveness).
+/// Recomputes precise_in, treating as sinks only the conditional jumps in `decided_jumps` (those whose direction some
+/// explored path knew for certain: their operands' exact values chose the path), plus every other sink.
+void compute_precision(program_structure& structure, std::span<const instruction> code,
+                       const std::vector<bool>& decided_jumps, int (*helper_arguments)(std::uint32_t));
+
 expected<program_structure> analyse_structure(std::span<const instruction> code,
                                               std::span<const program_function> declared,
                                               std::string (*describe)(const void*, std::size_t),
