@@ -3,21 +3,25 @@
 // a TPACKET_V3 ring (the floor of what each socket can give here). Needs root (namespaces, XDP); prints a table.
 //
 // Setup: namespaces "sluice-<pid>-bench-s" and "-bench-a" joined by a veth pair; a sender thread in -a pushes
-// 64-byte UDP frames addressed to the receiving end through an AF_PACKET TX ring as fast as it can. Each variant then
-// receives for --seconds on the other end, one variant at a time, with the same sender. Reported per variant:
-// received Mpps, the sender's offered Mpps in the same window, and the receiving thread's CPU time per packet (the
-// cost that matters when the sender, not the receiver, is the limit), and ratios against the bare loops.
+// 64-byte UDP frames addressed to the receiving end as fast as it can: by default with the kernel's XDP live-frames
+// test run (a program redirecting out of the sender's veth, as xdp-trafficgen does), or through an AF_PACKET TX ring.
+// Each variant then receives for --seconds on the other end, one variant at a time, with the same sender. Reported per
+// variant: received Mpps, the sender's offered Mpps in the same window, and the receiving thread's CPU time per packet
+// (the cost that matters when the sender, not the receiver, is the limit), and ratios against the bare loops.
 //
 // Where the time goes on veth: the kernel's side of AF_XDP copy mode (veth NAPI, the XDP program, the copy into the
 // UMEM) runs in the sender's softirq, not in the receiving thread; so received Mpps mostly measure the sender and
 // the kernel, and CPU ns per packet measure the receiving loop.
 #include <arpa/inet.h>
 #include <linux/bpf.h>
+#include <linux/ethtool.h>
 #include <linux/if_ether.h>
 #include <linux/if_link.h>
 #include <linux/if_packet.h>
+#include <linux/sockios.h>
 #include <net/if.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -121,34 +125,91 @@ public:
 private:
     void send(const std::atomic<bool>& stop, std::atomic<std::uint64_t>& sent) {
         _sender_ns.run([&] {
-            sluice::xdp::frame_pool pool(4096);
-            sluice::io::port_options options;
-            options.ring_size = 4096;
-            options.poll_timeout_ms = 0;
-            auto opened = sluice::io::open_port("afpacket:" + _sender_if, pool, options);
-            if (!opened) {
-                fmt::print(stderr, "sender: {}\n", opened.error().message);
-                return;
-            }
-            sluice::io::port& port = *opened.value();
             const std::vector<std::uint8_t> payload(_size - 42, 0x5a);
             const auto frame = sluice::test::udp_frame({0x02, 0, 0, 0, 0, 0x02}, _destination, "10.88.0.2", "10.88.0.1",
                                                        9, 9, payload);
-            std::array<sluice::xdp::frame*, 64> frames{};
-            while (!stop.load(std::memory_order_relaxed)) {
-                const std::size_t count = pool.acquire_batch(frames);
-                for (std::size_t i = 0; i < count; ++i) {
-                    (void)frames[i]->assign(frame);
-                }
-                const std::size_t accepted = port.tx_batch(std::span<sluice::xdp::frame* const>(frames.data(), count));
-                pool.release_batch(std::span<sluice::xdp::frame* const>(frames.data() + accepted, count - accepted));
-                port.flush();
-                sent.fetch_add(accepted, std::memory_order_relaxed);
-                _sender_cpu_ns.store(static_cast<std::uint64_t>(thread_cpu_seconds() * 1e9), std::memory_order_relaxed);
+            if (_xdp_sender && send_xdp(frame, stop, sent)) {
+                return;
             }
+            send_afpacket(frame, stop, sent);
         });
     }
 
+    // The kernel as traffic generator (as xdp-trafficgen): BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES runs a
+    // program that redirects the frame out of the sender's veth, `repeat` times per call, from the kernel's page
+    // pool: several times what a userspace sender reaches. The receiving end needs NAPI for frames redirected into
+    // it: an XDP program (AF_XDP, the kernel drop) or GRO (set on it for the AF_PACKET variants).
+    bool send_xdp(const std::vector<std::uint8_t>& frame, const std::atomic<bool>& stop,
+                  std::atomic<std::uint64_t>& sent) {
+        const int ifindex = static_cast<int>(::if_nametoindex(_sender_if.c_str()));
+        const bpf_insn program[] = {
+            {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_1, 0, 0, ifindex}, // r1 = ifindex
+            {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_2, 0, 0, 0},       // r2 = 0
+            {BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_redirect},        // r0 = bpf_redirect(ifindex, 0)
+            {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+        };
+        const int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "sluice_gen", "GPL", program, std::size(program), nullptr);
+        if (fd < 0) {
+            fmt::print(stderr, "sender: bpf_prog_load: {}; falling back to AF_PACKET\n", std::strerror(errno));
+            return false;
+        }
+        constexpr int repeat = 1 << 12; // small enough that the sender's CPU snapshot is fresh at a window's end
+        bool first = true;
+        while (!stop.load(std::memory_order_relaxed)) {
+            bpf_test_run_opts options{};
+            options.sz = sizeof options;
+            options.data_in = frame.data();
+            options.data_size_in = static_cast<std::uint32_t>(frame.size());
+            options.repeat = repeat;
+            options.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
+            options.batch_size = 64;
+            if (bpf_prog_test_run_opts(fd, &options) != 0) {
+                if (first) {
+                    fmt::print(stderr, "sender: BPF_F_TEST_XDP_LIVE_FRAMES: {}; falling back to AF_PACKET\n",
+                               std::strerror(errno));
+                    ::close(fd);
+                    return false;
+                }
+                break;
+            }
+            first = false;
+            sent.fetch_add(repeat, std::memory_order_relaxed);
+            _sender_cpu_ns.store(static_cast<std::uint64_t>(thread_cpu_seconds() * 1e9), std::memory_order_relaxed);
+        }
+        ::close(fd);
+        return true;
+    }
+
+    void send_afpacket(const std::vector<std::uint8_t>& frame, const std::atomic<bool>& stop,
+                       std::atomic<std::uint64_t>& sent) {
+        sluice::xdp::frame_pool pool(4096);
+        sluice::io::port_options options;
+        options.ring_size = 4096;
+        options.poll_timeout_ms = 0;
+        auto opened = sluice::io::open_port("afpacket:" + _sender_if, pool, options);
+        if (!opened) {
+            fmt::print(stderr, "sender: {}\n", opened.error().message);
+            return;
+        }
+        sluice::io::port& port = *opened.value();
+        std::array<sluice::xdp::frame*, 64> frames{};
+        while (!stop.load(std::memory_order_relaxed)) {
+            const std::size_t count = pool.acquire_batch(frames);
+            for (std::size_t i = 0; i < count; ++i) {
+                (void)frames[i]->assign(frame);
+            }
+            const std::size_t accepted = port.tx_batch(std::span<sluice::xdp::frame* const>(frames.data(), count));
+            pool.release_batch(std::span<sluice::xdp::frame* const>(frames.data() + accepted, count - accepted));
+            port.flush();
+            sent.fetch_add(accepted, std::memory_order_relaxed);
+            _sender_cpu_ns.store(static_cast<std::uint64_t>(thread_cpu_seconds() * 1e9), std::memory_order_relaxed);
+        }
+    }
+
+public:
+    void use_xdp_sender(bool enabled) { _xdp_sender = enabled; }
+
+private:
     std::string _sender_if;
     std::string _receiver_if;
     network_namespace& _sender_ns;
@@ -158,6 +219,7 @@ private:
     double _seconds;
     std::atomic<bool> _window_start{false};
     std::atomic<std::uint64_t> _sender_cpu_ns{0};
+    bool _xdp_sender{true};
 };
 
 // The kernel's own XDP_DROP: r0 = XDP_DROP after counting in a per-CPU array (the count is the measurement).
@@ -372,6 +434,11 @@ std::uint64_t sluice_port(const std::string& spec, const std::atomic<bool>& wind
     }
     sluice::io::port& port = *opened.value();
     note = port.features().mode;
+    // As a worker does: a cache of the port's own pool (AF_XDP's UMEM) on the thread that reads it.
+    std::optional<sluice::xdp::frame_pool::cache> cache;
+    if (port.own_pool() != nullptr) {
+        cache.emplace(*port.own_pool());
+    }
     std::array<sluice::xdp::frame*, 64> frames{};
     std::uint64_t received = 0;
     bool counting = false;
@@ -470,8 +537,13 @@ int main(int argc, char** argv) {
     CLI::App app{"sluice_port_bench: AF_XDP and AF_PACKET receive rates on veth, beside the kernel and bare loops"};
     double seconds = 2;
     std::uint32_t size = 64;
+    std::string sender = "xdp";
     app.add_option("--seconds", seconds, "Measuring window per variant");
     app.add_option("--size", size, "Frame size in bytes (>= 60)")->check(CLI::Range(60, 1500));
+    app.add_option("--sender", sender,
+                   "xdp: the kernel's XDP live-frames test run redirecting out of the sender's veth (fast); afpacket: "
+                   "an AF_PACKET TX ring")
+        ->check(CLI::IsMember({"xdp", "afpacket"}));
     CLI11_PARSE(app, argc, argv);
 
     // The bare loop's libxdp and libbpf would print their dispatcher fallbacks; sluice's port routes them itself.
@@ -492,6 +564,21 @@ int main(int argc, char** argv) {
     }
     const auto destination = receiver_ns->mac_of(receiver_if).value_or(sluice::test::mac_address{});
     bench runner(sender_if, receiver_if, *sender_ns, *receiver_ns, destination, size, seconds);
+    runner.use_xdp_sender(sender == "xdp");
+    // Frames redirected into a veth need NAPI on it: an XDP program gives it, and so does GRO (for AF_PACKET).
+    const bool gro = receiver_ns->run([&] {
+        const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        ethtool_value value{ETHTOOL_SGRO, 1};
+        ifreq request{};
+        std::strncpy(request.ifr_name, receiver_if.c_str(), IFNAMSIZ - 1);
+        request.ifr_data = reinterpret_cast<char*>(&value);
+        const bool done = ::ioctl(fd, SIOCETHTOOL, &request) == 0;
+        ::close(fd);
+        return done;
+    });
+    if (!gro) {
+        fmt::print(stderr, "sluice_port_bench: cannot turn GRO on for {}: {}\n", receiver_if, std::strerror(errno));
+    }
 
     std::vector<measurement> results;
     const auto add = [&](const std::string& name, auto&& function) {
@@ -525,8 +612,9 @@ int main(int argc, char** argv) {
         return sluice_engine("afpacket:" + receiver_if, runner, stop, cpu, note);
     });
 
-    fmt::print("{}-byte frames on veth, {:.1f} s per variant, sender: AF_PACKET TX ring in another namespace\n", size,
-               seconds);
+    fmt::print("{}-byte frames on veth, {:.1f} s per variant, sender: {} in another namespace\n", size, seconds,
+               sender == "xdp" ? "the kernel's XDP live frames (BPF_PROG_TEST_RUN), redirected out of its veth"
+                               : "an AF_PACKET TX ring");
     fmt::print("{:<22} {:>8} {:>8} {:>14} {:>12} {:>12}  {}\n", "variant", "Mpps", "offered", "rx CPU ns/pkt",
                "Mpps ratio", "CPU ratio", "note");
     // Mpps ratio: received rates (meaningful when the receiver, not the sender, is the limit: received < offered).

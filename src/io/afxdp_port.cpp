@@ -317,6 +317,7 @@ public:
     }
 
     port_stats stats() const override { return _stats; }
+    xdp::frame_pool* own_pool() const override { return &_pool; }
 
     /// Frames copied in from other pools by tx_batch (for tests and `sluice features`).
     std::uint64_t copied() const { return _copied; }
@@ -387,7 +388,7 @@ private:
     std::size_t _area_bytes;
     area_unmap _unmap{_area, _area_bytes}; ///< destroyed after _pool (declared before it)
     std::unique_ptr<xsk_handles> _xsk;     ///< at a fixed address: libxdp keeps pointers to its rings
-    xdp::frame_pool _pool;                 ///< the UMEM's frames
+    mutable xdp::frame_pool _pool;         ///< the UMEM's frames
     xdp::frame_pool& _caller_pool;
     int _fd;
     std::uint32_t _queue;

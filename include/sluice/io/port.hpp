@@ -78,6 +78,12 @@ public:
 
     virtual port_stats stats() const = 0;
 
+    /// The pool of the frames rx_batch() hands out when the port has its own (AF_XDP: its UMEM), else nullptr (the
+    /// frames come from the pool given to open_port()). A worker that reads the port should keep a
+    /// frame_pool::cache of it, as of the engine's pool: without one every release of such a frame takes the pool's
+    /// lock.
+    virtual xdp::frame_pool* own_pool() const { return nullptr; }
+
 protected:
     explicit port(std::string name) : _name(std::move(name)) {}
 
