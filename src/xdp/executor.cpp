@@ -197,11 +197,14 @@ void executor::run_batch(std::span<frame* const> frames, std::span<action> out) 
 
 void executor::implementation::run_compiled(std::span<frame* const> frames, std::span<action> out) {
     const std::size_t count = frames.size();
+    std::uint64_t received_bytes = 0; // summed here: one update of the shared counter per batch, not per packet
     for (std::size_t i = 0; i < count; ++i) {
         contexts[i] = &frames[i]->context();
         lengths[i] = frames[i]->length(); // counted as received, whatever the program does to the packet
-        stats.received.add(lengths[i]);
+        received_bytes += lengths[i];
     }
+    stats.received.packets += count;
+    stats.received.bytes += received_bytes;
     const std::span<ebpf::xdp_context* const> batch(contexts.data(), count);
     std::size_t first = 0;
     while (first < count) {
