@@ -289,7 +289,9 @@ expected<std::unique_ptr<port>> detail::open_afpacket_port(std::string_view spec
     tx.tp_frame_nr = tx.tp_block_nr * tx_slots_per_block;
     if (::setsockopt(socket.fd, SOL_PACKET, PACKET_TX_RING, &tx, sizeof tx) < 0) {
         return system_error(
-            spec, fmt::format("PACKET_TX_RING TPACKET_V3 ({} slots of {} bytes)", tx.tp_frame_nr, tx.tp_frame_size),
+            spec,
+            fmt::format("PACKET_TX_RING TPACKET_V3 ({} slots of {} bytes; V3 TX rings need kernel 4.11 or later)",
+                        tx.tp_frame_nr, tx.tp_frame_size),
             errno);
     }
     const std::size_t ring_bytes =
