@@ -128,10 +128,7 @@ void push_packet_object(lua_State* L, state_engine& engine);
 void register_maps(lua_State* L);
 /// lua_helpers.cpp: redirect, redirect_map, ktime_ns, prandom_u32, processor_id, print, into the table on top.
 void register_helpers(lua_State* L);
-#ifdef SLUICE_LUAJIT
-/// luajit_maps.cpp: replaces the environment's maps.open/declare (and redirect_map, ktime_ns) by FFI versions.
-void use_ffi_maps(lua_State* L, state_engine& engine, int environment_ref);
-#endif
+
 
 // ---- Lua 5.4 / LuaJIT differences ----
 //

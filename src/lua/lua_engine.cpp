@@ -29,8 +29,9 @@ constexpr std::array safe_libraries{"string", "table", "math", "utf8", "bit"};
 // LuaJIT: the driver gets step() as an FFI function pointer, so the loop compiles into a trace with no exit to the
 // classic C API per packet.
 constexpr const char* driver_source = R"lua(
-local env, ffi, step_address, engine = ...
+local env, ffi, step_address, engine_address = ...
 local step = ffi.cast("void (*)(void*, int64_t, int)", step_address)
+local engine = ffi.cast("void*", engine_address) -- light userdata to a C function is NYI in traces
 local type = type
 return function(pkt, n)
     local xdp = env.xdp
@@ -366,9 +367,6 @@ std::string state_engine::start() {
 
     push_packet_object(L, *this);
     _packet_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-#ifdef SLUICE_LUAJIT
-    use_ffi_maps(L, *this, _environment_ref);
-#endif
 
     if (luaL_loadbufferx(L, driver_source, std::strlen(driver_source), "=sluice driver", "t") != 0) {
         std::string why = lua_tostring(L, -1);

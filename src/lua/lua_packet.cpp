@@ -57,10 +57,12 @@ ffi.cdef[[
 struct sluice_xdp_context { uint8_t* data; uint8_t* data_end; uint8_t* data_meta; uint8_t* data_hard_start;
                             uint32_t frame_size; uint32_t ingress_ifindex; uint32_t rx_queue_index;
                             uint32_t egress_ifindex; };
-struct sluice_view { struct sluice_xdp_context* const context; uint8_t* const data; const uint32_t length;
-                     const uint32_t padding; };
+struct sluice_view { struct sluice_xdp_context* context; uint8_t* data; uint32_t length; uint32_t padding; };
 ]]
+-- Not `const`: LuaJIT's optimiser takes const fields for immutable and reuses their loads across calls, but step()
+-- and adjust_*() move the view between packets. (So a LuaJIT script could write them: LuaJIT is trusted code.)
 local adjust_call = ffi.cast("int (*)(void*, int, int)", adjust_address)
+engine = ffi.cast("void*", engine) -- light userdata to a C function is NYI in traces
 local error, floor, type = error, math.floor, type
 
 local function live(p)
