@@ -88,10 +88,10 @@ std::string format_live(const xdp::engine_report& previous, const xdp::engine_re
 
 std::string format_port_table(const port_run_summary& summary) {
     const xdp::engine_report& report = summary.report;
-    std::string out = fmt::format("{}: program {} on {} worker{}, {}, {}, {:.3f} s\n", summary.object,
-                                  summary.program, summary.workers, summary.workers == 1 ? "" : "s",
-                                  summary.verified ? "verified" : "not verified",
-                                  summary.checked ? "checked" : "unchecked", report.seconds);
+    std::string out =
+        fmt::format("{}: program {} on {} worker{}, {}, {}, {:.3f} s\n", summary.object, summary.program,
+                    summary.workers, summary.workers == 1 ? "" : "s", summary.verified ? "verified" : "not verified",
+                    summary.checked ? "checked" : "unchecked", report.seconds);
     std::size_t width = 4;
     for (const auto& port : report.ports) {
         width = std::max(width, port.name.size());
@@ -105,11 +105,10 @@ std::string format_port_table(const port_run_summary& summary) {
         into.bytes += more.bytes;
     };
     for (const auto& port : report.ports) {
-        out += fmt::format("{:<{}}  {:>9}  {:>12}  {:>10}  {:>10}  {:>11}  {:>10}  {:>8}  {:>8}  {:>10}{}\n",
-                           port.name, width, port.ifindex, port.received.packets, port.dropped.packets,
-                           port.passed.packets, port.transmitted.packets, port.redirected.packets,
-                           port.aborted.packets, port.errors().packets, port.sent.packets,
-                           port.balanced() ? "" : "  MISMATCH");
+        out += fmt::format("{:<{}}  {:>9}  {:>12}  {:>10}  {:>10}  {:>11}  {:>10}  {:>8}  {:>8}  {:>10}{}\n", port.name,
+                           width, port.ifindex, port.received.packets, port.dropped.packets, port.passed.packets,
+                           port.transmitted.packets, port.redirected.packets, port.aborted.packets,
+                           port.errors().packets, port.sent.packets, port.balanced() ? "" : "  MISMATCH");
         add(total.received, port.received);
         add(total.dropped, port.dropped);
         add(total.passed, port.passed);
@@ -123,10 +122,10 @@ std::string format_port_table(const port_run_summary& summary) {
         add(total.clones_sent, port.clones_sent);
         add(total.clones_dropped, port.clones_dropped);
     }
-    out += fmt::format("{:<{}}  {:>9}  {:>12}  {:>10}  {:>10}  {:>11}  {:>10}  {:>8}  {:>8}  {:>10}\n", "total", width,
-                       "", total.received.packets, total.dropped.packets, total.passed.packets,
-                       total.transmitted.packets, total.redirected.packets, total.aborted.packets,
-                       total.errors().packets, total.sent.packets);
+    out +=
+        fmt::format("{:<{}}  {:>9}  {:>12}  {:>10}  {:>10}  {:>11}  {:>10}  {:>8}  {:>8}  {:>10}\n", "total", width, "",
+                    total.received.packets, total.dropped.packets, total.passed.packets, total.transmitted.packets,
+                    total.redirected.packets, total.aborted.packets, total.errors().packets, total.sent.packets);
     if (total.errors().packets != 0) {
         out += fmt::format("errors: {} not delivered by a port (rx), {} refused by a port (tx), {} with no usable "
                            "redirect target (redirect)\n",

@@ -27,8 +27,8 @@ expected<std::unique_ptr<xdp::batch_program>> make_program(const program_options
     if (options.object == nullptr || options.program == nullptr) {
         return error{fmt::format("{}: no program to run", options.path)};
     }
-    auto made = xdp::executor::create(*options.object, *options.program, ebpf::xdp_helper_table(), state,
-                                      options.executor);
+    auto made =
+        xdp::executor::create(*options.object, *options.program, ebpf::xdp_helper_table(), state, options.executor);
     if (!made) {
         return error{fmt::format("{}: program '{}' (worker {}): {}", options.path, options.program->name, worker,
                                  made.error().message)};

@@ -202,7 +202,9 @@ expected<void> engine::start() {
     return {};
 }
 
-void engine::request_stop() { _self->shared.stop.store(true, std::memory_order_relaxed); }
+void engine::request_stop() {
+    _self->shared.stop.store(true, std::memory_order_relaxed);
+}
 
 bool engine::finished() const {
     return _self->running && _self->shared.exited.load(std::memory_order_acquire) == _self->shared.config.workers;
@@ -305,8 +307,8 @@ expected<void> engine::check() const {
         if (!port.balanced()) {
             const counter sum = port.accounted();
             problems += fmt::format("{}port '{}': received {} packets ({} bytes) but accounted for {} ({} bytes)",
-                                    problems.empty() ? "" : "; ", port.name, port.received.packets,
-                                    port.received.bytes, sum.packets, sum.bytes);
+                                    problems.empty() ? "" : "; ", port.name, port.received.packets, port.received.bytes,
+                                    sum.packets, sum.bytes);
         }
     }
     for (const auto& worker : _self->shared.workers) {

@@ -27,9 +27,7 @@ struct live_counter {
         packets.store(packets.load(std::memory_order_relaxed) + count, std::memory_order_relaxed);
         bytes.store(bytes.load(std::memory_order_relaxed) + length, std::memory_order_relaxed);
     }
-    counter read() const {
-        return {packets.load(std::memory_order_relaxed), bytes.load(std::memory_order_relaxed)};
-    }
+    counter read() const { return {packets.load(std::memory_order_relaxed), bytes.load(std::memory_order_relaxed)}; }
 };
 
 /// Where a frame ended, for the accounting of the port it came from.
@@ -194,17 +192,17 @@ private:
     std::unique_ptr<batch_program> _program;
     std::vector<attached> _attached;
     std::unique_ptr<port_counters[]> _counters;
-    std::vector<pending_counts> _pending;            ///< per port, published at the end of each iteration
-    std::vector<std::uint32_t> _pass_targets;        ///< per port: its pass target, or no_pass_target (a local copy:
-                                                     ///< read per packet, it must not share a line with anything)
-    frame_pool::cache* _cache{};                     ///< this thread's cache of the engine's pool, while it runs
-    std::vector<std::vector<queued>> _port_queues;   ///< per port, up to redirect_bulk_size
-    std::vector<bool> _written;                      ///< ports to flush() at the end of the iteration
+    std::vector<pending_counts> _pending;               ///< per port, published at the end of each iteration
+    std::vector<std::uint32_t> _pass_targets;           ///< per port: its pass target, or no_pass_target (a local copy:
+                                                        ///< read per packet, it must not share a line with anything)
+    frame_pool::cache* _cache{};                        ///< this thread's cache of the engine's pool, while it runs
+    std::vector<std::vector<queued>> _port_queues;      ///< per port, up to redirect_bulk_size
+    std::vector<bool> _written;                         ///< ports to flush() at the end of the iteration
     std::vector<std::vector<cpumap_item>> _cpu_staging; ///< per target worker
     std::vector<std::vector<queued>> _socket_staging;   ///< per socket
-    std::vector<std::size_t> _owned;                 ///< ports this worker reads
-    std::vector<std::uint64_t> _rx_errors_seen;      ///< per port, the port's rx_errors last seen
-    std::vector<broadcast_target> _targets;          ///< broadcast scratch, reserved
+    std::vector<std::size_t> _owned;                    ///< ports this worker reads
+    std::vector<std::uint64_t> _rx_errors_seen;         ///< per port, the port's rx_errors last seen
+    std::vector<broadcast_target> _targets;             ///< broadcast scratch, reserved
     std::thread _thread;
     std::string _note;
     int _cpu{-1};

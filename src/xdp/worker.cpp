@@ -39,11 +39,10 @@ private:
 } // namespace
 
 worker::worker(engine_shared& shared, unsigned index)
-    : _shared(shared), _index(index), _state(index),
-      _counters(std::make_unique<port_counters[]>(shared.ports.size())), _pending(shared.ports.size()),
-      _port_queues(shared.ports.size()),
-      _written(shared.ports.size()), _cpu_staging(shared.config.workers),
-      _socket_staging(shared.config.sockets.size()), _rx_errors_seen(shared.ports.size()) {
+    : _shared(shared), _index(index), _state(index), _counters(std::make_unique<port_counters[]>(shared.ports.size())),
+      _pending(shared.ports.size()), _port_queues(shared.ports.size()), _written(shared.ports.size()),
+      _cpu_staging(shared.config.workers), _socket_staging(shared.config.sockets.size()),
+      _rx_errors_seen(shared.ports.size()) {
     for (auto& queue : _port_queues) {
         queue.reserve(redirect_bulk_size);
     }
@@ -80,11 +79,12 @@ expected<void> worker::prepare() {
             if (program->kind.attach == ebpf::xdp_attach::device) {
                 continue;
             }
-            auto created = executor::create(*object, *program, ebpf::xdp_helper_table(), _state,
-                                            _shared.config.attached_options);
+            auto created =
+                executor::create(*object, *program, ebpf::xdp_helper_table(), _state, _shared.config.attached_options);
             if (!created) {
-                return error{fmt::format("worker {}: {} program '{}': {}", _index, ebpf::to_string(program->kind.attach),
-                                         program->name, created.error().message)};
+                return error{fmt::format("worker {}: {} program '{}': {}", _index,
+                                         ebpf::to_string(program->kind.attach), program->name,
+                                         created.error().message)};
             }
             _attached.push_back({program.get(), std::make_unique<executor>(std::move(*created))});
         }
@@ -346,7 +346,8 @@ void worker::redirect(frame* item, const ebpf::redirect_decision& decision, std:
         }
         return;
     }
-    default: break;
+    default:
+        break;
     }
     release(item);
     count(origin, outcome::redirect_error, length);
@@ -379,7 +380,10 @@ void worker::to_device(frame* item, std::uint32_t ifindex, const void* program, 
         }
         if (verdict != action::pass) {
             release(item);
-            count(origin, clone ? outcome::clone_dropped : verdict == action::drop ? outcome::dropped : outcome::aborted,
+            count(origin,
+                  clone                     ? outcome::clone_dropped
+                  : verdict == action::drop ? outcome::dropped
+                                            : outcome::aborted,
                   length);
             return;
         }
@@ -605,8 +609,8 @@ bool worker::drain_sockets() {
         }
         const std::size_t taken = socket.take_for_transmit(frames);
         for (std::size_t i = 0; i < taken; ++i) {
-            enqueue(*port, {frames[i], frames[i]->length(), static_cast<std::uint32_t>(ports + s),
-                            outcome::socket_sent});
+            enqueue(*port,
+                    {frames[i], frames[i]->length(), static_cast<std::uint32_t>(ports + s), outcome::socket_sent});
         }
         any |= taken != 0;
     }

@@ -24,9 +24,9 @@ namespace {
 
 using io::memory_port;
 
-constexpr std::uint8_t drop = 0, pass = 1, tx = 2, abort_it = 3, redirect_ifindex = 4, devmap_key = 5,
-                       broadcast = 6, broadcast_exclude = 7, devmap_fallback = 8, devmap_hash_key = 9,
-                       cpumap_key = 10, xskmap_key = 11, unknown = 12;
+constexpr std::uint8_t drop = 0, pass = 1, tx = 2, abort_it = 3, redirect_ifindex = 4, devmap_key = 5, broadcast = 6,
+                       broadcast_exclude = 7, devmap_fallback = 8, devmap_hash_key = 9, cpumap_key = 10,
+                       xskmap_key = 11, unknown = 12;
 
 /// A 64-byte packet: selector, key, then `fill` bytes numbered by `serial` so packets can be told apart.
 std::vector<std::uint8_t> packet(std::uint8_t selector, std::uint8_t key = 0, std::uint8_t serial = 0,
@@ -99,10 +99,10 @@ protected:
         config.object = _object.get();
         config.sockets = _sockets;
         const ebpf::loaded_object* object = _object.get();
-        config.make_program = [object](unsigned, ebpf::execution_state& state)
-            -> expected<std::unique_ptr<batch_program>> {
-            auto made = executor::create(*object, *object->find_program("by_first_byte"), ebpf::xdp_helper_table(),
-                                         state);
+        config.make_program = [object](unsigned,
+                                       ebpf::execution_state& state) -> expected<std::unique_ptr<batch_program>> {
+            auto made =
+                executor::create(*object, *object->find_program("by_first_byte"), ebpf::xdp_helper_table(), state);
             if (!made) {
                 return made.error();
             }
@@ -146,8 +146,8 @@ TEST_F(engine_test, every_action_goes_to_its_place) {
     memory_port& host = add_port("host");
     make_engine({2}); // XDP_PASS from "in" goes to "host"
     set("config", 0, out.ifindex());
-    const std::vector<std::uint8_t> selectors{drop, pass, tx, drop, abort_it, redirect_ifindex, unknown, tx, drop,
-                                              pass, redirect_ifindex};
+    const std::vector<std::uint8_t> selectors{drop,    pass, tx,   drop, abort_it,        redirect_ifindex,
+                                              unknown, tx,   drop, pass, redirect_ifindex};
     for (std::size_t i = 0; i < selectors.size(); ++i) {
         in.inject(packet(selectors[i], 0, static_cast<std::uint8_t>(i)));
     }
@@ -251,7 +251,7 @@ TEST_F(engine_test, broadcast_with_and_without_the_ingress_port) {
     EXPECT_EQ(c.transmitted()[0].bytes, a.transmitted()[0].bytes); // a copy is the same packet
     const port_report& ingress = report.ports[0];
     EXPECT_EQ(ingress.received.packets, 2U);
-    EXPECT_EQ(ingress.redirected.packets, 2U); // each original, once
+    EXPECT_EQ(ingress.redirected.packets, 2U);  // each original, once
     EXPECT_EQ(ingress.clones_sent.packets, 3U); // 2 copies for the first, 1 for the second
     EXPECT_EQ(ingress.clones_dropped.packets, 0U);
 }
@@ -309,12 +309,12 @@ TEST_F(engine_test, cpumap_moves_frames_to_the_other_worker_which_runs_the_entry
     for (int i = 0; i < count; ++i) {
         a.inject(packet(cpumap_key, 1, static_cast<std::uint8_t>(i)));
     }
-    a.inject(packet(cpumap_key, 1, 200, 0, 0xdd)); // dropped by the cpumap program
+    a.inject(packet(cpumap_key, 1, 200, 0, 0xdd));     // dropped by the cpumap program
     auto onward = packet(cpumap_key, 1, 201, 0, 0xee); // redirected by it through devices[byte 10]
     onward[10] = 4;
     a.inject(onward);
-    b.inject(packet(cpumap_key, 0, 202));          // worker 1 to worker 0, no program: passed
-    b.inject(packet(cpumap_key, 3, 203));          // no entry for cpu 3: XDP_ABORTED
+    b.inject(packet(cpumap_key, 0, 202)); // worker 1 to worker 0, no program: passed
+    b.inject(packet(cpumap_key, 3, 203)); // no entry for cpu 3: XDP_ABORTED
     const engine_report report = run();
     // Processed on worker 1: the cpumap program saw cpu 1 every time, the device program ran on worker 0 for "a".
     EXPECT_EQ(counter_at("cpumap_cpus", 1), count + 2U);

@@ -39,10 +39,10 @@ struct memory_packet {
 };
 
 struct memory_port_options {
-    std::uint32_t ifindex{};                  ///< 0: a sluice-assigned ifindex, distinct from kernel ones
-    bool capture{true};                       ///< keep copies of transmitted packets (off for benchmarks)
-    std::size_t tx_capacity{SIZE_MAX};        ///< frames tx_batch() accepts per call
-    std::uint32_t rx_queue{};                 ///< rx_queue_index of delivered frames
+    std::uint32_t ifindex{};           ///< 0: a sluice-assigned ifindex, distinct from kernel ones
+    bool capture{true};                ///< keep copies of transmitted packets (off for benchmarks)
+    std::size_t tx_capacity{SIZE_MAX}; ///< frames tx_batch() accepts per call
+    std::uint32_t rx_queue{};          ///< rx_queue_index of delivered frames
 };
 
 class memory_port final : public port {
@@ -77,7 +77,7 @@ private:
     memory_port_options _options;
 
     mutable std::mutex _lock;
-    std::vector<stored> _queue;    ///< injected packets; _next is the first not yet delivered in this round
+    std::vector<stored> _queue; ///< injected packets; _next is the first not yet delivered in this round
     std::size_t _next{};
     std::uint64_t _rounds{1};
     std::uint64_t _round{};

@@ -71,20 +71,20 @@ struct engine_port {
 
 /// Makes worker `worker`'s program; `state` is that worker's execution state (cpu = worker), living as long as the
 /// program.
-using program_maker = std::function<expected<std::unique_ptr<batch_program>>(unsigned worker,
-                                                                              ebpf::execution_state& state)>;
+using program_maker =
+    std::function<expected<std::unique_ptr<batch_program>>(unsigned worker, ebpf::execution_state& state)>;
 
 struct engine_config {
     std::vector<engine_port> ports;
     unsigned workers{1};
-    frame_pool* pool{};                     ///< broadcast copies and the workers' caches; not owned
+    frame_pool* pool{}; ///< broadcast copies and the workers' caches; not owned
     program_maker make_program;
     /// The object the program came from: its devmap/cpumap/xskmap maps get resolvers (program ids are 1-based
     /// positions in object->programs(), see maps.hpp), and its `xdp/devmap` and `xdp/cpumap` programs run on
     /// entries. nullptr: no redirect maps.
     const ebpf::loaded_object* object{};
-    executor_options attached_options;      ///< how `xdp/devmap` and `xdp/cpumap` programs run
-    std::vector<xsk_socket*> sockets;       ///< in-process AF_XDP sockets xskmaps may name; not owned
+    executor_options attached_options; ///< how `xdp/devmap` and `xdp/cpumap` programs run
+    std::vector<xsk_socket*> sockets;  ///< in-process AF_XDP sockets xskmaps may name; not owned
     bool pin_workers{true};
     /// Called for each worker's execution state before its program is made (trace sink, MTUs, routes, ...).
     std::function<void(ebpf::execution_state&)> prepare_state;
@@ -116,18 +116,18 @@ struct port_report {
 
 struct worker_report {
     unsigned index{};
-    int cpu{-1};                      ///< the CPU it was pinned to, -1 if not pinned
+    int cpu{-1}; ///< the CPU it was pinned to, -1 if not pinned
     std::uint64_t batches{};
-    std::uint64_t cpumap_in{};        ///< frames taken from other workers' cpumap rings
-    std::uint64_t cpumap_out{};       ///< frames put on rings to other workers
+    std::uint64_t cpumap_in{};  ///< frames taken from other workers' cpumap rings
+    std::uint64_t cpumap_out{}; ///< frames put on rings to other workers
 };
 
 struct engine_report {
     std::vector<port_report> ports;
     std::vector<worker_report> workers;
-    std::vector<executor_stats> programs;  ///< each worker's main program
-    std::size_t pool_outstanding{};        ///< frames not back in the pool (0 after a clean shutdown of copying ports)
-    double seconds{};                      ///< from start() to the last worker's exit (or now)
+    std::vector<executor_stats> programs; ///< each worker's main program
+    std::size_t pool_outstanding{};       ///< frames not back in the pool (0 after a clean shutdown of copying ports)
+    double seconds{};                     ///< from start() to the last worker's exit (or now)
 };
 
 class engine {
@@ -147,8 +147,8 @@ public:
     bool finished() const;
     /// Waits for every worker to exit.
     void wait();
-    /// start() (unless started already), then waits until the workers finish, `duration` passes (0: no limit) or `stop` becomes true; calls
-    /// `tick` about once a second while running; then stops and waits.
+    /// start() (unless started already), then waits until the workers finish, `duration` passes (0: no limit) or `stop`
+    /// becomes true; calls `tick` about once a second while running; then stops and waits.
     expected<void> run(std::chrono::duration<double> duration, const std::atomic<bool>* stop = nullptr,
                        const std::function<void(const engine_report&)>& tick = {});
 

@@ -17,8 +17,7 @@
 
 namespace sluice::xdp {
 
-template <typename Item>
-class spsc_ring {
+template <typename Item> class spsc_ring {
 public:
     /// Room for `capacity` items, rounded up to a power of two (at least 2).
     explicit spsc_ring(std::size_t capacity)
@@ -74,8 +73,8 @@ private:
 
     std::vector<Item> _items;
     std::size_t _mask;
-    index _head;                                  ///< next to pop; written by the consumer
-    index _tail;                                  ///< next to push; written by the producer
+    index _head;                                      ///< next to pop; written by the consumer
+    index _tail;                                      ///< next to push; written by the producer
     alignas(64) std::uint64_t _producer_head_cache{}; ///< producer's last view of _head
     alignas(64) std::uint64_t _consumer_tail_cache{}; ///< consumer's last view of _tail
 };

@@ -28,16 +28,15 @@
 namespace sluice::xdp {
 
 struct xsk_stats {
-    std::uint64_t rx_packets{};   ///< frames delivered into the RX ring
-    std::uint64_t rx_dropped{};   ///< frames refused: RX ring full
-    std::uint64_t tx_packets{};   ///< frames the bound port accepted
-    std::uint64_t tx_errors{};    ///< frames the bound port refused (released)
+    std::uint64_t rx_packets{}; ///< frames delivered into the RX ring
+    std::uint64_t rx_dropped{}; ///< frames refused: RX ring full
+    std::uint64_t tx_packets{}; ///< frames the bound port accepted
+    std::uint64_t tx_errors{};  ///< frames the bound port refused (released)
 };
 
 class xsk_socket {
 public:
-    xsk_socket(std::uint32_t id, std::uint32_t bound_ifindex, std::uint32_t queue_id = 0,
-               std::size_t ring_size = 2048);
+    xsk_socket(std::uint32_t id, std::uint32_t bound_ifindex, std::uint32_t queue_id = 0, std::size_t ring_size = 2048);
     xsk_socket(const xsk_socket&) = delete;
     xsk_socket& operator=(const xsk_socket&) = delete;
 

@@ -17,7 +17,7 @@
 namespace sluice::ebpf::maps {
 namespace {
 
-constexpr std::uint32_t nr_cpus = 8192;        ///< CONFIG_NR_CPUS of x86-64 distribution kernels
+constexpr std::uint32_t nr_cpus = 8192;         ///< CONFIG_NR_CPUS of x86-64 distribution kernels
 constexpr std::uint32_t max_queue_size = 16384; ///< cpu_map_update_elem's "sanity limit on qsize"
 
 struct cpumap_value {
@@ -140,8 +140,7 @@ std::optional<definition_problem> check_cpumap(const map_definition& definition,
         return problem(EINVAL, "key_size", "must be 4 (a u32 cpu index)");
     }
     if (definition.value_size != 4 && definition.value_size != 8) {
-        return problem(EINVAL, "value_size",
-                       "must be 4 (struct bpf_cpumap_val's qsize) or 8 (qsize and a program id)");
+        return problem(EINVAL, "value_size", "must be 4 (struct bpf_cpumap_val's qsize) or 8 (qsize and a program id)");
     }
     if (auto found = check_flags_allowed(definition.map_flags, map_flag::numa_node)) {
         return found;

@@ -326,8 +326,8 @@ std::optional<definition_problem> check_devmap(const map_definition& definition,
         return problem(EINVAL, "value_size",
                        "must be 4 (struct bpf_devmap_val's ifindex) or 8 (ifindex and a program id)");
     }
-    if (auto found = check_flags_allowed(definition.map_flags,
-                                         map_flag::numa_node | map_flag::rdonly | map_flag::wronly)) {
+    if (auto found =
+            check_flags_allowed(definition.map_flags, map_flag::numa_node | map_flag::rdonly | map_flag::wronly)) {
         return found;
     }
     if (definition.type == map_type::devmap_hash && definition.max_entries > (1U << 31)) {

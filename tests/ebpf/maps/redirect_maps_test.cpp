@@ -121,20 +121,22 @@ void compare_with_kernel(const map_definition& definition, const std::vector<ste
     for (std::size_t i = 0; i < steps.size(); ++i) {
         const step& s = steps[i];
         SCOPED_TRACE(::testing::Message() << "step " << i << " key " << s.key << " values " << s.first << ","
-                                        << s.second << " flags " << s.flags);
+                                          << s.second << " flags " << s.flags);
         const std::array<std::uint32_t, 2> value{s.first, s.second};
         std::array<std::uint32_t, 2> kernel_out{};
         std::array<std::uint32_t, 2> our_out{};
         switch (s.what) {
         case op::update:
-            EXPECT_EQ(ours->update_elem(&s.key, value.data(), s.flags), kernel.update_elem(&s.key, value.data(),
-                                                                                              s.flags));
+            EXPECT_EQ(ours->update_elem(&s.key, value.data(), s.flags),
+                      kernel.update_elem(&s.key, value.data(), s.flags));
             break;
         case op::lookup:
             EXPECT_EQ(ours->lookup_elem(&s.key, our_out.data()), kernel.lookup_elem(&s.key, kernel_out.data()));
             EXPECT_EQ(our_out, kernel_out);
             break;
-        case op::remove: EXPECT_EQ(ours->delete_elem(&s.key), kernel.delete_elem(&s.key)); break;
+        case op::remove:
+            EXPECT_EQ(ours->delete_elem(&s.key), kernel.delete_elem(&s.key));
+            break;
         case op::next:
             EXPECT_EQ(ours->get_next_key(&s.key, our_out.data()), kernel.get_next_key(&s.key, kernel_out.data()));
             EXPECT_EQ(our_out[0], kernel_out[0]);
@@ -152,13 +154,31 @@ constexpr std::uint32_t no_interface = 999'999;
 
 TEST(Devmap, KernelAgrees) {
     using enum op;
-    compare_with_kernel({map_type::devmap, 4, 8, 4, 0, "d"},
-                        {{update, 0, loopback}, {update, 0, loopback, 0, 1}, {update, 0, loopback, 0, 2},
-                         {update, 1, loopback, 0, 2}, {update, 4, loopback}, {update, 1, no_interface},
-                         {update, 1, 0}, {update, 1, 0, 5}, {update, 1, loopback, 0xffffffff},
-                         {update, 2, loopback, 99}, {update, 0, loopback, 0, 3}, {update, 0, loopback, 0, 4},
-                         {lookup, 0}, {lookup, 1}, {lookup, 2}, {lookup, 9}, {remove, 1}, {remove, 0}, {remove, 0},
-                         {remove, 9}, {next, 0}, {next, 3}, {next, 9}, {next_first, 0}, {lookup, 1}});
+    compare_with_kernel({map_type::devmap, 4, 8, 4, 0, "d"}, {{update, 0, loopback},
+                                                              {update, 0, loopback, 0, 1},
+                                                              {update, 0, loopback, 0, 2},
+                                                              {update, 1, loopback, 0, 2},
+                                                              {update, 4, loopback},
+                                                              {update, 1, no_interface},
+                                                              {update, 1, 0},
+                                                              {update, 1, 0, 5},
+                                                              {update, 1, loopback, 0xffffffff},
+                                                              {update, 2, loopback, 99},
+                                                              {update, 0, loopback, 0, 3},
+                                                              {update, 0, loopback, 0, 4},
+                                                              {lookup, 0},
+                                                              {lookup, 1},
+                                                              {lookup, 2},
+                                                              {lookup, 9},
+                                                              {remove, 1},
+                                                              {remove, 0},
+                                                              {remove, 0},
+                                                              {remove, 9},
+                                                              {next, 0},
+                                                              {next, 3},
+                                                              {next, 9},
+                                                              {next_first, 0},
+                                                              {lookup, 1}});
 }
 
 TEST(Devmap, FourByteValuesHaveNoProgram) {
@@ -169,41 +189,86 @@ TEST(Devmap, FourByteValuesHaveNoProgram) {
 
 TEST(DevmapHash, KernelAgrees) {
     using enum op;
-    compare_with_kernel({map_type::devmap_hash, 4, 8, 2, 0, "h"},
-                        {{update, 5, loopback}, {update, 5, loopback, 0, 1}, {update, 6, loopback, 0, 2},
-                         {update, 7, loopback}, {update, 9, 0}, {update, 9, no_interface}, {update, 5, loopback, 0, 3},
-                         {update, 7, loopback, 0, 2}, {update, 5, loopback, 99}, {lookup, 5}, {lookup, 8},
-                         {remove, 8}, {next, 5}, {next, 6}, {next, 7}, {next_first, 0}, {remove, 6}, {next, 6},
-                         {next, 5}, {next_first, 0}, {remove, 5}, {next_first, 0}});
+    compare_with_kernel({map_type::devmap_hash, 4, 8, 2, 0, "h"}, {{update, 5, loopback},
+                                                                   {update, 5, loopback, 0, 1},
+                                                                   {update, 6, loopback, 0, 2},
+                                                                   {update, 7, loopback},
+                                                                   {update, 9, 0},
+                                                                   {update, 9, no_interface},
+                                                                   {update, 5, loopback, 0, 3},
+                                                                   {update, 7, loopback, 0, 2},
+                                                                   {update, 5, loopback, 99},
+                                                                   {lookup, 5},
+                                                                   {lookup, 8},
+                                                                   {remove, 8},
+                                                                   {next, 5},
+                                                                   {next, 6},
+                                                                   {next, 7},
+                                                                   {next_first, 0},
+                                                                   {remove, 6},
+                                                                   {next, 6},
+                                                                   {next, 5},
+                                                                   {next_first, 0},
+                                                                   {remove, 5},
+                                                                   {next_first, 0}});
 }
 
 TEST(DevmapHash, BucketOrderAsTheKernel) {
     using enum op;
     // 8 buckets: keys 3 and 11 share bucket 3, 20 is in bucket 4; a replaced key moves to the head of its bucket.
-    compare_with_kernel({map_type::devmap_hash, 4, 4, 8, 0, "h"},
-                        {{update, 3, loopback}, {update, 11, loopback}, {update, 20, loopback}, {next_first, 0},
-                         {next, 11}, {next, 3}, {next, 20}, {update, 3, loopback}, {next_first, 0}, {next, 3},
-                         {next, 11}});
+    compare_with_kernel({map_type::devmap_hash, 4, 4, 8, 0, "h"}, {{update, 3, loopback},
+                                                                   {update, 11, loopback},
+                                                                   {update, 20, loopback},
+                                                                   {next_first, 0},
+                                                                   {next, 11},
+                                                                   {next, 3},
+                                                                   {next, 20},
+                                                                   {update, 3, loopback},
+                                                                   {next_first, 0},
+                                                                   {next, 3},
+                                                                   {next, 11}});
 }
 
 TEST(Cpumap, KernelAgrees) {
     using enum op;
     // Possible cpus: the kernel's, and sluice's map made with as many workers.
     const std::uint32_t beyond_cpus = testing::kernel_cpus();
-    compare_with_kernel({map_type::cpumap, 4, 8, beyond_cpus + 2, 0, "c"},
-                        {{update, 0, 128}, {update, 0, 128, 0, 1}, {update, 1, 128, 0, 2}, {update, beyond_cpus + 2, 128},
-                         {update, 1, 16385}, {update, 1, 16384}, {update, beyond_cpus, 128}, {update, 1, 0},
-                         {update, 1, 128, 99}, {update, 1, 128, 0xffffffff}, {update, 0, 128, 0, 3}, {lookup, 0},
-                         {lookup, 1}, {lookup, beyond_cpus}, {lookup, 99}, {remove, 0}, {remove, 0}, {remove, 99},
-                         {next, 0}, {next, beyond_cpus + 1}, {next, 99}, {next_first, 0}});
+    compare_with_kernel({map_type::cpumap, 4, 8, beyond_cpus + 2, 0, "c"}, {{update, 0, 128},
+                                                                            {update, 0, 128, 0, 1},
+                                                                            {update, 1, 128, 0, 2},
+                                                                            {update, beyond_cpus + 2, 128},
+                                                                            {update, 1, 16385},
+                                                                            {update, 1, 16384},
+                                                                            {update, beyond_cpus, 128},
+                                                                            {update, 1, 0},
+                                                                            {update, 1, 128, 99},
+                                                                            {update, 1, 128, 0xffffffff},
+                                                                            {update, 0, 128, 0, 3},
+                                                                            {lookup, 0},
+                                                                            {lookup, 1},
+                                                                            {lookup, beyond_cpus},
+                                                                            {lookup, 99},
+                                                                            {remove, 0},
+                                                                            {remove, 0},
+                                                                            {remove, 99},
+                                                                            {next, 0},
+                                                                            {next, beyond_cpus + 1},
+                                                                            {next, 99},
+                                                                            {next_first, 0}});
 }
 
 TEST(Xskmap, KernelAgrees) {
     using enum op;
     // fd 999 is no open file in the kernel; socket id 999 is no socket in sluice.
-    compare_with_kernel({map_type::xskmap, 4, 4, 4, 0, "x"},
-                        {{update, 0, 999}, {update, 9, 999}, {update, 0, 999, 0, 4}, {lookup, 0}, {remove, 0},
-                         {remove, 9}, {next, 0}, {next, 3}, {next_first, 0}});
+    compare_with_kernel({map_type::xskmap, 4, 4, 4, 0, "x"}, {{update, 0, 999},
+                                                              {update, 9, 999},
+                                                              {update, 0, 999, 0, 4},
+                                                              {lookup, 0},
+                                                              {remove, 0},
+                                                              {remove, 9},
+                                                              {next, 0},
+                                                              {next, 3},
+                                                              {next_first, 0}});
 }
 
 // ---- what the data path reads ----
@@ -238,9 +303,9 @@ TEST(Devmap, EntriesCarryTheResolvedProgram) {
     std::memcpy(seen.data(), entry, 8);
     EXPECT_EQ(seen, with_program);
     std::vector<std::uint32_t> keys;
-    devmap->for_each_entry(
-        [](std::uint32_t key, void*, void* opaque) { static_cast<std::vector<std::uint32_t>*>(opaque)->push_back(key); },
-        &keys);
+    devmap->for_each_entry([](std::uint32_t key, void*,
+                              void* opaque) { static_cast<std::vector<std::uint32_t>*>(opaque)->push_back(key); },
+                           &keys);
     EXPECT_EQ(keys, (std::vector<std::uint32_t>{0, 2}));
     const std::uint32_t key1 = 1;
     EXPECT_EQ(devmap->lookup(&key1, 0), nullptr);
