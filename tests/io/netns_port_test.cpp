@@ -233,6 +233,25 @@ TEST_F(veth_ports, afxdp_sends_received_frames_back_without_a_copy) {
     EXPECT_EQ(_pool.outstanding(), 0U) << "UMEM frames never come from the caller's pool";
 }
 
+// Many times more packets than the UMEM has frames, received and sent back: frames return from the completion ring and
+// from the caller to the fill ring, and none is lost on the way.
+TEST_F(veth_ports, afxdp_recycles_umem_frames_through_rx_and_tx) {
+    port_options options;
+    options.ring_size = 64; // 128 UMEM frames
+    open("afxdp", options);
+    ASSERT_NE(_port->own_pool(), nullptr);
+    EXPECT_EQ(_port->own_pool()->size(), 128U);
+    for (int round = 0; round < 20; ++round) {
+        const std::string marker = "sluice recycle " + std::to_string(round);
+        ASSERT_EQ(reflect(marker, 50), 50U) << "round " << round;
+        ASSERT_EQ(_socket->receive_matching(bytes_of(marker), 50, 3s), 50U) << "round " << round;
+    }
+    _port->flush();
+    // What is not free is in the kernel's fill ring, waiting for packets: at most the ring's size.
+    EXPECT_LE(_port->own_pool()->outstanding(), 64U);
+    EXPECT_EQ(_pool.outstanding(), 0U);
+}
+
 TEST_F(veth_ports, afxdp_in_generic_mode) {
     port_options options;
     options.force_generic = true;
