@@ -1,6 +1,6 @@
 // sluice_bench: every program of examples/ timed per packet side by side — sluice's interpreter (unchecked and
-// checked) and JIT, the kernel's JIT (BPF_PROG_TEST_RUN), the example's hand-written native C twin and DPDK's BPF JIT —
-// on 64- and 1500-byte generated packets with the same map contents, after checking that all of them agree.
+// checked) and JIT, the kernel's JIT (BPF_PROG_TEST_RUN), the example's hand-written native C twin and DPDK's BPF
+// JIT — on 64- and 1500-byte generated packets with the same map contents, after checking that all of them agree.
 // The table is what matters; --json and --png write the same results for programs and people.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>

@@ -210,11 +210,10 @@ int run_gate(const std::string& self, const std::string& examples, const std::st
     fmt::print("{:<30} {:>14} {:>14} {:>8}\n", "case", "baseline Ir/pkt", "now Ir/pkt", "change");
     for (const gate_case& item : cases()) {
         const std::filesystem::path out = directory / (std::to_string(measured.size()) + ".out");
-        const auto status = run_process({"valgrind", "--tool=callgrind", "--quiet", "--collect-atstart=no",
-                                         "--toggle-collect=sluice_gate_run_packets",
-                                         "--callgrind-out-file=" + out.string(), self, "--examples", examples,
-                                         "--source", source, "--workload", item.name, "--packets",
-                                         std::to_string(packets)});
+        const auto status = run_process(
+            {"valgrind", "--tool=callgrind", "--quiet", "--collect-atstart=no",
+             "--toggle-collect=sluice_gate_run_packets", "--callgrind-out-file=" + out.string(), self, "--examples",
+             examples, "--source", source, "--workload", item.name, "--packets", std::to_string(packets)});
         const auto total = callgrind_total(out);
         if (!status || *status != 0 || !total || *total == 0) {
             fmt::print(stderr, "sluice_callgrind_gate: {}: the workload failed under callgrind (exit {})\n", item.name,
@@ -245,13 +244,13 @@ int run_gate(const std::string& self, const std::string& examples, const std::st
     std::error_code ignored;
     std::filesystem::remove_all(directory, ignored);
     if (update && !failed) {
-        nlohmann::json file{
-            {"comment", "Instructions per packet (callgrind Ir in sluice_gate_run_packets / packets) of "
-                        "bench/callgrind_gate.cpp's cases. Regenerate: sluice_callgrind_gate --baseline "
-                        "bench/callgrind_baseline.json --update (see README, Benchmarks)."},
-            {"packets", packets},
-            {"tolerance", tolerance},
-            {"instructions_per_packet", measured}};
+        nlohmann::json file{{"comment",
+                             "Instructions per packet (callgrind Ir in sluice_gate_run_packets / packets) of "
+                             "bench/callgrind_gate.cpp's cases. Regenerate: sluice_callgrind_gate --baseline "
+                             "bench/callgrind_baseline.json --update (see README, Benchmarks)."},
+                            {"packets", packets},
+                            {"tolerance", tolerance},
+                            {"instructions_per_packet", measured}};
         std::ofstream out(baseline_path);
         out << file.dump(2) << '\n';
         if (!out) {

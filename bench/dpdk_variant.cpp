@@ -73,12 +73,14 @@ expected<void> rewrite_context(std::vector<ebpf::instruction>& code, const ebpf:
     for (const ebpf::context_access& access : program.context_accesses) {
         ebpf::instruction& insn = code.at(access.instruction);
         if (ebpf::op::cls(insn.opcode) != ebpf::op::cls_ldx) {
-            return error{fmt::format("skipped DPDK: context access at instruction {} is not a load", access.instruction)};
+            return error{
+                fmt::format("skipped DPDK: context access at instruction {} is not a load", access.instruction)};
         }
         switch (access.field) {
         case ebpf::xdp_md_field::data:
         case ebpf::xdp_md_field::data_meta: // no metadata: data_meta == data
-            insn = ebpf::make_instruction(ebpf::op::cls_alu64 | ebpf::op::alu_mov | ebpf::op::src_x, insn.dst, insn.src);
+            insn =
+                ebpf::make_instruction(ebpf::op::cls_alu64 | ebpf::op::alu_mov | ebpf::op::src_x, insn.dst, insn.src);
             break;
         case ebpf::xdp_md_field::data_end:
             insn.offset = static_cast<std::int16_t>(trailer_offset + offsetof(dpdk_trailer, data_end));
@@ -182,7 +184,9 @@ public:
                 case helper_map_delete:
                     helper = {"bpf_map_delete_elem", map_delete, 2, {0, bounds.smallest_key}, 0};
                     break;
-                case helper_ktime_get_ns: helper = {"bpf_ktime_get_ns", ktime_get_ns, 0, {}, 0}; break;
+                case helper_ktime_get_ns:
+                    helper = {"bpf_ktime_get_ns", ktime_get_ns, 0, {}, 0};
+                    break;
                 default:
                     return error{fmt::format("skipped DPDK: instruction {} calls {}, for which this bench has no DPDK "
                                              "external function",
@@ -209,10 +213,10 @@ public:
             ++i;
         }
         std::array<char, 2048> why{};
-        _program = dpdk_program_load(code.data(), static_cast<std::uint32_t>(code.size()), helpers.data(),
-                                     static_cast<std::uint32_t>(helpers.size()), variables.data(),
-                                     static_cast<std::uint32_t>(variables.size()), argument_bytes,
-                                     why.data(), why.size());
+        _program =
+            dpdk_program_load(code.data(), static_cast<std::uint32_t>(code.size()), helpers.data(),
+                              static_cast<std::uint32_t>(helpers.size()), variables.data(),
+                              static_cast<std::uint32_t>(variables.size()), argument_bytes, why.data(), why.size());
         if (_program == nullptr) {
             return error{fmt::format("skipped DPDK: {}", why.data())};
         }

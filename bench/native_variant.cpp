@@ -14,9 +14,9 @@
 namespace sluice::bench {
 namespace {
 
-const std::array<const native_twin*, 7> twins{&xdp_pass_twin,    &xdp_parse_count_twin, &ddos_filter_twin,
-                                               &reflector_twin,   &proto_count_twin,     &tail_call_chain_twin,
-                                               &global_config_twin};
+const std::array<const native_twin*, 7> twins{&xdp_pass_twin,     &xdp_parse_count_twin, &ddos_filter_twin,
+                                              &reflector_twin,    &proto_count_twin,     &tail_call_chain_twin,
+                                              &global_config_twin};
 
 class native_bench_variant final : public cli::bench_variant {
 public:
@@ -51,12 +51,13 @@ public:
             }
             bool refused = false;
             source->for_each([&](std::span<const std::byte> key, std::span<const std::byte> value) {
-                refused = _twin.add_entry(_state, name.c_str(), key.data(), key.size(), value.data(), value.size()) != 0;
+                refused =
+                    _twin.add_entry(_state, name.c_str(), key.data(), key.size(), value.data(), value.size()) != 0;
                 return !refused;
             });
             if (refused) {
-                return error{fmt::format("native {}: the twin has no map {} for the --map entries", _twin.example,
-                                         name)};
+                return error{
+                    fmt::format("native {}: the twin has no map {} for the --map entries", _twin.example, name)};
             }
         }
         return {};
@@ -120,6 +121,10 @@ const native_twin* find_native_twin(std::string_view example) {
 cli::variant_factory native_variant(const native_twin& twin) {
     return {"native", cli::variant_role::native,
             [&twin](const cli::bench_target& target) -> expected<std::unique_ptr<cli::bench_variant>> {
+                if (target.program != twin.program) {
+                    return error{fmt::format("no native twin: bench/native/{}.c twins program {}, not {}", twin.example,
+                                             twin.program, target.program)};
+                }
                 return std::unique_ptr<cli::bench_variant>(std::make_unique<native_bench_variant>(twin, target));
             }};
 }

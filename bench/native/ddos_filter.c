@@ -232,4 +232,4 @@ static int add_entry(void* opaque, const char* map, const void* key, size_t key_
     return -1;
 }
 
-const struct native_twin ddos_filter_twin = {"ddos_filter", create, destroy, set_knob, add_entry, run};
+const struct native_twin ddos_filter_twin = {"ddos_filter", "ddos_filter", create, destroy, set_knob, add_entry, run};

@@ -79,4 +79,7 @@ static int set_knob(void* opaque, const char* name, const void* value, size_t si
     return native_copy_knob("enabled", &state->enabled, sizeof(state->enabled), name, value, size);
 }
 
-const struct native_twin global_config_twin = {"global_config", create, destroy, set_knob, native_no_entry, run};
+const struct native_twin global_config_twin = {
+    "global_config", "port_filter",
+    create, destroy, set_knob, native_no_entry, run,
+};

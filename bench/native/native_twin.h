@@ -22,6 +22,7 @@ extern "C" {
 
 struct native_twin {
     const char* example; /* examples/<example>.c */
+    const char* program; /* the program of the example it twins (the entry point) */
     void* (*create)(void);
     void (*destroy)(void* state);
     int (*set_knob)(void* state, const char* name, const void* value, size_t size);

@@ -132,4 +132,7 @@ static void destroy(void* state) {
     free(state);
 }
 
-const struct native_twin proto_count_twin = {"proto_count", create, destroy, native_no_knob, native_no_entry, run};
+const struct native_twin proto_count_twin = {
+    "proto_count", "proto_count",
+    create, destroy, native_no_knob, native_no_entry, run,
+};

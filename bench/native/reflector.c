@@ -53,4 +53,7 @@ static void destroy(void* state) {
     free(state);
 }
 
-const struct native_twin reflector_twin = {"reflector", create, destroy, native_no_knob, native_no_entry, run};
+const struct native_twin reflector_twin = {
+    "reflector", "reflector",
+    create, destroy, native_no_knob, native_no_entry, run,
+};

@@ -88,5 +88,7 @@ static void destroy(void* state) {
     free(state);
 }
 
-const struct native_twin tail_call_chain_twin = {"tail_call_chain", create, destroy, native_no_knob, native_no_entry,
-                                                 run};
+const struct native_twin tail_call_chain_twin = {
+    "tail_call_chain", "dispatcher",
+    create, destroy, native_no_knob, native_no_entry, run,
+};

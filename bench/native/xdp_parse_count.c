@@ -122,4 +122,7 @@ static int set_knob(void* opaque, const char* name, const void* value, size_t si
     return native_copy_knob("drop_expired", &state->drop_expired, sizeof(state->drop_expired), name, value, size);
 }
 
-const struct native_twin xdp_parse_count_twin = {"xdp_parse_count", create, destroy, set_knob, native_no_entry, run};
+const struct native_twin xdp_parse_count_twin = {
+    "xdp_parse_count", "xdp_parse_count",
+    create, destroy, set_knob, native_no_entry, run,
+};

@@ -20,4 +20,7 @@ static void destroy(void* state) {
     free(state);
 }
 
-const struct native_twin xdp_pass_twin = {"xdp_pass", create, destroy, native_no_knob, native_no_entry, run};
+const struct native_twin xdp_pass_twin = {
+    "xdp_pass", "xdp_pass",
+    create, destroy, native_no_knob, native_no_entry, run,
+};

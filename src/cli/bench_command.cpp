@@ -38,8 +38,8 @@ expected<const ebpf::loaded_program*> choose_program(const bench_target& target,
         if (const auto* found = object.find_program(target.program); found != nullptr) {
             return found;
         }
-        return error{fmt::format("{}: no program named '{}' (programs: {})", target.file, target.program,
-                                 names_of(object))};
+        return error{
+            fmt::format("{}: no program named '{}' (programs: {})", target.file, target.program, names_of(object))};
     }
     if (object.programs().empty()) {
         return error{fmt::format("{}: no XDP program", target.file)};
@@ -78,7 +78,8 @@ std::string describe_difference(const packet_outcome& expected_outcome, const pa
                        *mismatch.in1);
 }
 
-constexpr std::size_t disagreements_listed = 5; // per variant: the first few say what is wrong, the count says how often
+constexpr std::size_t disagreements_listed =
+    5; // per variant: the first few say what is wrong, the count says how often
 
 /// One size: the packets, each variant's outcomes and times.
 size_result run_size(const bench_target& target, const bench_settings& settings,
@@ -253,8 +254,8 @@ expected<program_result> run_bench(const bench_target& target, const bench_setti
     bench_target resolved = target;
     resolved.program = result.program;
     for (const std::uint32_t size : settings.sizes) {
-        auto spec = io::traffic_spec::parse(fmt::format("{},packets={},size={}", settings.traffic, settings.packets,
-                                                        size));
+        auto spec =
+            io::traffic_spec::parse(fmt::format("{},packets={},size={}", settings.traffic, settings.packets, size));
         if (!spec) {
             return error{fmt::format("bench: size {}: {}", size, spec.error().message)};
         }
@@ -275,6 +276,11 @@ expected<program_result> run_bench(const bench_target& target, const bench_setti
 }
 
 namespace {
+
+extra_variants& extra_provider() {
+    static extra_variants provider;
+    return provider;
+}
 
 struct bench_command_options {
     bench_target target;
@@ -310,7 +316,13 @@ std::vector<std::uint32_t> parse_sizes(const std::string& text) {
 
 void bench(bench_command_options& options) {
     options.settings.sizes = parse_sizes(options.sizes);
-    auto result = run_bench(options.target, options.settings, standard_variants());
+    std::vector<variant_factory> factories = standard_variants();
+    if (extra_provider()) {
+        for (variant_factory& extra : extra_provider()(options.target)) {
+            factories.push_back(std::move(extra));
+        }
+    }
+    auto result = run_bench(options.target, options.settings, factories);
     if (!result) {
         fail(result.error().message);
     }
@@ -333,8 +345,9 @@ void bench(bench_command_options& options) {
         }
     }
     if (!results.front().agreed()) {
-        fmt::print(stderr, "sluice bench: THE VARIANTS DISAGREE on {} (see above): these timings compare different "
-                           "work\n",
+        fmt::print(stderr,
+                   "sluice bench: THE VARIANTS DISAGREE on {} (see above): these timings compare different "
+                   "work\n",
                    results.front().program);
         failed = true;
     }
@@ -345,13 +358,19 @@ void bench(bench_command_options& options) {
 
 } // namespace
 
+void set_extra_variants(extra_variants provider) {
+    extra_provider() = std::move(provider);
+}
+
 void add_bench_command(CLI::App& app) {
     auto options = std::make_shared<bench_command_options>();
     CLI::App* command = app.add_subcommand(
         "bench", "Time an XDP program per packet in each engine, beside the kernel's JIT, and check they agree");
     command->footer(
-        "Variants: sluice's interpreter (unchecked and checked), sluice's JIT (when this build has one) and the "
-        "kernel's JIT through BPF_PROG_TEST_RUN (needs root or CAP_BPF + CAP_NET_ADMIN). Packets come from the "
+        "Variants: sluice's interpreter (unchecked and checked), sluice's JIT (when this build has one), the "
+        "kernel's JIT through BPF_PROG_TEST_RUN (needs root or CAP_BPF + CAP_NET_ADMIN), and, when sluice is built "
+        "with bench/, the hand-written C twin of an example (bench/native/) and DPDK's BPF JIT (when librte_bpf was "
+        "found). Packets come from the "
         "generator (--traffic); each variant first runs every packet once from the same map contents and must give "
         "the same action and packet bytes; then each packet is run --repeat times on one buffer, the best of --trials "
         "counts, and the mean over packets is reported in ns per packet.\n\n"
@@ -366,7 +385,8 @@ void add_bench_command(CLI::App& app) {
     command->add_option("--trials", options->settings.trials, "Trials per packet; the fastest counts (default 9)");
     command->add_option("--traffic", options->settings.traffic,
                         "Generator spec without packets= and size= (default: " + options->settings.traffic + ")");
-    command->add_option("--map", options->target.maps, "NAME=FILE.json: fill map NAME first (every variant); repeatable");
+    command->add_option("--map", options->target.maps,
+                        "NAME=FILE.json: fill map NAME first (every variant); repeatable");
     command->add_option("--set", options->target.rodata, "NAME=VALUE: set a .rodata variable before load; repeatable");
     command->add_option("--prog-array", options->target.prog_arrays,
                         "MAP[INDEX]=PROGRAM: put a program of the object in a prog array slot; repeatable");

@@ -60,7 +60,7 @@ expected<std::unique_ptr<bench_object>> load_bench_object(const bench_target& ta
 
 /// What a variant did with one packet.
 struct packet_outcome {
-    std::uint32_t code{};              ///< r0, low 32 bits (the kernel's retval)
+    std::uint32_t code{};             ///< r0, low 32 bits (the kernel's retval)
     std::vector<std::uint8_t> packet; ///< the packet as the program left it
 
     bool operator==(const packet_outcome&) const = default;
@@ -91,11 +91,16 @@ struct variant_factory {
 /// The variants every sluice build has: interpreter (unchecked), interpreter (checked), JIT, kernel.
 std::vector<variant_factory> standard_variants();
 
+/// More columns for `sluice bench`, chosen per target: bench/ installs its native C twins and DPDK's JIT here
+/// (bench/bench_extras.hpp) when the command is built with it. Call before the command runs.
+using extra_variants = std::function<std::vector<variant_factory>(const bench_target& target)>;
+void set_extra_variants(extra_variants provider);
+
 struct bench_settings {
     std::vector<std::uint32_t> sizes{64, 1500};
-    std::uint32_t packets{64};     ///< distinct packets per size
-    std::uint64_t repeat{4096};    ///< runs per packet and trial (rounded up to a multiple of 64)
-    std::uint32_t trials{9};       ///< the best trial counts: short trials, so that some run undisturbed
+    std::uint32_t packets{64};  ///< distinct packets per size
+    std::uint64_t repeat{4096}; ///< runs per packet and trial (rounded up to a multiple of 64)
+    std::uint32_t trials{9};    ///< the best trial counts: short trials, so that some run undisturbed
     std::string traffic{"flows=1000,mix=tcp:60/udp:30/icmp:10,ipv6=10,attack=30@203.0.113.0/24,seed=1"};
 };
 

@@ -5,8 +5,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -22,13 +22,20 @@ namespace {
 
 std::string role_name(variant_role role) {
     switch (role) {
-    case variant_role::interpreter: return "interpreter";
-    case variant_role::interpreter_checked: return "interpreter_checked";
-    case variant_role::jit: return "jit";
-    case variant_role::kernel: return "kernel";
-    case variant_role::native: return "native";
-    case variant_role::dpdk: return "dpdk";
-    case variant_role::other: return "other";
+    case variant_role::interpreter:
+        return "interpreter";
+    case variant_role::interpreter_checked:
+        return "interpreter_checked";
+    case variant_role::jit:
+        return "jit";
+    case variant_role::kernel:
+        return "kernel";
+    case variant_role::native:
+        return "native";
+    case variant_role::dpdk:
+        return "dpdk";
+    case variant_role::other:
+        return "other";
     }
     return "other";
 }
@@ -166,8 +173,8 @@ std::string format_bench_table(std::span<const program_result> results) {
                     row.emplace_back("n/a (no JIT)");
                     note_number(fmt::format("{}: {}", variant->name, variant->note));
                 } else {
-                    row.push_back(fmt::format("n/a [{}]", note_number(fmt::format("{}: {}", variant->name,
-                                                                                   variant->note))));
+                    row.push_back(
+                        fmt::format("n/a [{}]", note_number(fmt::format("{}: {}", variant->name, variant->note))));
                 }
             }
             for (const ratio* which : shown) {
@@ -307,7 +314,8 @@ expected<void> write_bench_png(std::span<const program_result> results, const st
             }
             return count;
         }();
-        out << fmt::format("set terminal pngcairo noenhanced size {},600 font 'sans,9'\n", std::max<std::size_t>(800, groups * 90));
+        out << fmt::format("set terminal pngcairo noenhanced size {},600 font 'sans,9'\n",
+                           std::max<std::size_t>(800, groups * 90));
         out << "set output '" << path << "'\n";
         out << "set title 'sluice bench: ns per packet (log scale; lower is better)'\n";
         out << "set style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.8 border -1\n";
@@ -330,7 +338,8 @@ expected<void> write_bench_png(std::span<const program_result> results, const st
     std::error_code ignored;
     std::filesystem::remove_all(directory, ignored);
     if (status != 0) {
-        return error{fmt::format("gnuplot failed (is gnuplot-nox installed?): {}", output.empty() ? "no output" : output)};
+        return error{
+            fmt::format("gnuplot failed (is gnuplot-nox installed?): {}", output.empty() ? "no output" : output)};
     }
     return {};
 }

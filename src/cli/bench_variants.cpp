@@ -40,8 +40,8 @@ public:
         _object = std::move(*loaded);
         _state = std::make_unique<ebpf::execution_state>(0);
         _state->trace = &drop_trace; // bpf_printk lines would be timed as output, not as the program
-        auto created = xdp::executor::create(_object->object, *_object->program, ebpf::xdp_helper_table(), *_state,
-                                             _options);
+        auto created =
+            xdp::executor::create(_object->object, *_object->program, ebpf::xdp_helper_table(), *_state, _options);
         if (!created) {
             return created.error();
         }
@@ -99,7 +99,9 @@ private:
     xdp::frame* _frame{};
 };
 
-int silent_libbpf(libbpf_print_level, const char*, va_list) { return 0; }
+int silent_libbpf(libbpf_print_level, const char*, va_list) {
+    return 0;
+}
 
 /// The kernel's JIT: the same object loaded by libbpf, the same knobs and map contents, run by BPF_PROG_TEST_RUN.
 class kernel_variant final : public bench_variant {
@@ -271,14 +273,13 @@ variant_factory executor_factory(std::string name, variant_role role, bool check
 
 std::vector<variant_factory> standard_variants() {
     std::vector<variant_factory> factories;
-    factories.push_back(executor_factory("interpreter", variant_role::interpreter, false,
-                                         xdp::execution_engine::interpreter));
-    factories.push_back(executor_factory("checked", variant_role::interpreter_checked, true,
-                                         xdp::execution_engine::interpreter));
+    factories.push_back(
+        executor_factory("interpreter", variant_role::interpreter, false, xdp::execution_engine::interpreter));
+    factories.push_back(
+        executor_factory("checked", variant_role::interpreter_checked, true, xdp::execution_engine::interpreter));
     factories.push_back(executor_factory("JIT", variant_role::jit, false, xdp::execution_engine::jit));
-    factories.push_back({"kernel", variant_role::kernel, [](const bench_target& target) {
-                             return make_variant<kernel_variant>(target);
-                         }});
+    factories.push_back({"kernel", variant_role::kernel,
+                         [](const bench_target& target) { return make_variant<kernel_variant>(target); }});
     return factories;
 }
 

@@ -6,6 +6,9 @@
 #include "features_command.hpp"
 #include "run_command.hpp"
 #include "verify_command.hpp"
+#ifdef SLUICE_BENCH_EXTRAS
+#include "bench_extras.hpp"
+#endif
 
 int main(int argc, char** argv) {
     CLI::App app{"sluice: run unmodified XDP programs in userspace"};
@@ -13,6 +16,9 @@ int main(int argc, char** argv) {
     sluice::cli::add_disasm_command(app);
     sluice::cli::add_run_command(app);
     sluice::cli::add_bench_command(app);
+#ifdef SLUICE_BENCH_EXTRAS
+    sluice::bench::register_extra_variants(); // sluice bench's native C twin and DPDK columns, from bench/
+#endif
     sluice::cli::add_features_command(app);
     sluice::cli::add_verify_command(app);
     CLI11_PARSE(app, argc, argv);

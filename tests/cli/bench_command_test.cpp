@@ -102,10 +102,10 @@ TEST(bench_command, a_variant_that_disagrees_is_reported) {
 TEST(bench_command, a_variant_that_cannot_run_says_why) {
     std::vector<variant_factory> factories = standard_variants();
     factories.resize(1);
-    factories.push_back({"missing", variant_role::dpdk,
-                         [](const bench_target&) -> expected<std::unique_ptr<bench_variant>> {
-                             return error{"skipped DPDK: not here"};
-                         }});
+    factories.push_back(
+        {"missing", variant_role::dpdk, [](const bench_target&) -> expected<std::unique_ptr<bench_variant>> {
+             return error{"skipped DPDK: not here"};
+         }});
     auto result = run_bench(target_of("xdp_pass"), quick_settings(), factories);
     ASSERT_TRUE(result) << result.error().message;
     const variant_result* missing = find(result->sizes.front(), variant_role::dpdk);
