@@ -131,6 +131,42 @@ namespace {
 constexpr std::string_view known_kinds =
     "pcap:FILE, gen:SPEC, memory:NAME, afxdp:IFACE[:QUEUE], afpacket:IFACE, tap:NAME";
 
+bool parse_number(std::string_view text, std::uint32_t& value) {
+    const auto [end, status] = std::from_chars(text.data(), text.data() + text.size(), value);
+    return !text.empty() && status == std::errc{} && end == text.data() + text.size();
+}
+
+// The settings after a kernel port's name, comma-separated: `copy` and `generic` (AF_XDP), `ring=N` (AF_XDP and
+// AF_PACKET descriptors per ring), `poll=MS` (how long rx_batch waits).
+expected<void> apply_settings(std::string_view spec, std::string_view kind, std::string_view list,
+                              port_options& options) {
+    while (!list.empty()) {
+        const auto comma = list.find(',');
+        const std::string_view setting = list.substr(0, comma);
+        list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+        const auto equals = setting.find('=');
+        const std::string_view key = setting.substr(0, equals);
+        const std::string_view value =
+            equals == std::string_view::npos ? std::string_view{} : setting.substr(equals + 1);
+        std::uint32_t number = 0;
+        if (kind == "afxdp" && setting == "copy") {
+            options.force_copy = true;
+        } else if (kind == "afxdp" && setting == "generic") {
+            options.force_generic = true;
+        } else if (kind != "tap" && key == "ring" && parse_number(value, number) && number > 0) {
+            options.ring_size = number;
+        } else if (key == "poll" && parse_number(value, number)) {
+            options.poll_timeout_ms = number;
+        } else {
+            return detail::port_error(spec, fmt::format("setting '{}' is not one of {}", setting,
+                                                        kind == "afxdp"      ? "copy, generic, ring=N, poll=MS"
+                                                        : kind == "afpacket" ? "ring=N, poll=MS"
+                                                                             : "poll=MS"));
+        }
+    }
+    return {};
+}
+
 } // namespace
 
 expected<std::unique_ptr<port>> open_port(std::string_view spec, xdp::frame_pool& pool, const port_options& options) {
@@ -139,37 +175,44 @@ expected<std::unique_ptr<port>> open_port(std::string_view spec, xdp::frame_pool
         return detail::port_error(spec, fmt::format("no kind; expected one of {}", known_kinds));
     }
     const std::string_view kind = spec.substr(0, colon);
-    const std::string_view rest = spec.substr(colon + 1);
+    const std::string_view body = spec.substr(colon + 1);
     if (kind == "pcap") {
-        return detail::open_pcap_port(spec, rest, pool, options);
+        return detail::open_pcap_port(spec, body, pool, options);
     }
     if (kind == "gen") {
-        return detail::open_generator_port(spec, rest, pool, options);
+        return detail::open_generator_port(spec, body, pool, options);
     }
     if (kind == "memory") {
-        return open_memory_port(spec, rest, pool, options);
+        return open_memory_port(spec, body, pool, options);
+    }
+    if (kind != "tap" && kind != "afpacket" && kind != "afxdp") {
+        return detail::port_error(spec, fmt::format("unknown kind '{}'; expected one of {}", kind, known_kinds));
+    }
+    // Kernel ports take settings after the name: afxdp:veth0:1,generic,copy,ring=4096,poll=5.
+    port_options adjusted = options;
+    std::string_view rest = body;
+    if (const auto comma = body.find(','); comma != std::string_view::npos) {
+        rest = body.substr(0, comma);
+        if (auto applied = apply_settings(spec, kind, body.substr(comma + 1), adjusted); !applied) {
+            return applied.error();
+        }
     }
     if (kind == "tap") {
-        return detail::open_tap_port(spec, rest, pool, options);
+        return detail::open_tap_port(spec, rest, pool, adjusted);
     }
     if (kind == "afpacket") {
-        return detail::open_afpacket_port(spec, rest, pool, options);
+        return detail::open_afpacket_port(spec, rest, pool, adjusted);
     }
-    if (kind == "afxdp") {
-        // afxdp:IFACE[:QUEUE]; the queue in the spec wins over options.queue.
-        std::string_view interface = rest;
-        std::uint32_t queue = options.queue;
-        if (const auto queue_colon = rest.rfind(':'); queue_colon != std::string_view::npos) {
-            interface = rest.substr(0, queue_colon);
-            const std::string_view text = rest.substr(queue_colon + 1);
-            const auto [end, status] = std::from_chars(text.data(), text.data() + text.size(), queue);
-            if (text.empty() || status != std::errc{} || end != text.data() + text.size()) {
-                return detail::port_error(spec, fmt::format("queue '{}' is not a number", text));
-            }
+    // afxdp:IFACE[:QUEUE]; the queue in the spec wins over options.queue.
+    std::string_view interface = rest;
+    std::uint32_t queue = adjusted.queue;
+    if (const auto queue_colon = rest.rfind(':'); queue_colon != std::string_view::npos) {
+        interface = rest.substr(0, queue_colon);
+        const std::string_view text = rest.substr(queue_colon + 1);
+        if (!parse_number(text, queue)) {
+            return detail::port_error(spec, fmt::format("queue '{}' is not a number", text));
         }
-        return detail::open_afxdp_port(spec, interface, queue, pool, options);
     }
-    return detail::port_error(spec, fmt::format("unknown kind '{}'; expected one of {}", kind, known_kinds));
+    return detail::open_afxdp_port(spec, interface, queue, pool, adjusted);
 }
-
 } // namespace sluice::io

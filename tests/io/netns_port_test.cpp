@@ -252,6 +252,18 @@ TEST_F(veth_ports, afxdp_recycles_umem_frames_through_rx_and_tx) {
     EXPECT_EQ(_pool.outstanding(), 0U);
 }
 
+TEST_F(veth_ports, afxdp_settings_in_the_spec) {
+    const std::string spec = "afxdp:" + _sluice_if + ":0,generic,copy,ring=64,poll=1";
+    auto opened = _sluice->run([&] { return std::optional(open_port(spec, _pool)); });
+    ASSERT_TRUE(opened && *opened) << (opened ? opened->error().message : "setns failed");
+    _port = std::move(opened->value());
+    EXPECT_EQ(_port->name(), spec);
+    EXPECT_EQ(_port->features().interface, _sluice_if);
+    EXPECT_NE(_port->features().mode.find("generic (SKB) XDP"), std::string::npos) << _port->features().mode;
+    EXPECT_EQ(_port->own_pool()->size(), 128U) << "ring=64: a UMEM of two rings' worth";
+    EXPECT_EQ(send_and_receive("sluice afxdp settings", 20), 20U);
+}
+
 TEST_F(veth_ports, afxdp_in_generic_mode) {
     port_options options;
     options.force_generic = true;

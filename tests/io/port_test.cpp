@@ -37,6 +37,11 @@ TEST(open_port, errors_name_the_spec_and_the_reason) {
     EXPECT_EQ(open_error("tap:"), "port 'tap:': no device name (tap:NAME)");
     EXPECT_EQ(open_error("tap:a-name-longer-than-15"),
               "port 'tap:a-name-longer-than-15': device name 'a-name-longer-than-15' is longer than 15 characters");
+    EXPECT_EQ(open_error("afxdp:lo,turbo"),
+              "port 'afxdp:lo,turbo': setting 'turbo' is not one of copy, generic, ring=N, poll=MS");
+    EXPECT_EQ(open_error("afpacket:lo,ring=many"),
+              "port 'afpacket:lo,ring=many': setting 'ring=many' is not one of ring=N, poll=MS");
+    EXPECT_EQ(open_error("tap:x,generic"), "port 'tap:x,generic': setting 'generic' is not one of poll=MS");
     const std::string missing = open_error("pcap:/nonexistent/in.pcap");
     EXPECT_EQ(missing.rfind("port 'pcap:/nonexistent/in.pcap': ", 0), 0U) << missing;
     EXPECT_NE(missing.find("/nonexistent/in.pcap"), std::string::npos) << missing;

@@ -4,7 +4,9 @@
 // Contract:
 // - A port is opened from a spec string (`pcap:FILE`, `gen:SPEC`, `memory:NAME`, `afxdp:IFACE[:QUEUE]`,
 //   `afpacket:IFACE`, `tap:NAME`) by open_port(); a bad spec or an interface that cannot be opened is an error naming
-//   the spec and the reason (and, for privileges, what is missing: "needs CAP_NET_RAW", ...).
+//   the spec and the reason (and, for privileges, what is missing: "needs CAP_NET_RAW", ...). Kernel ports take
+//   settings after the name that override port_options, comma-separated: `afxdp:veth0:1,generic,copy,ring=4096,poll=5`
+//   (`copy` and `generic` for AF_XDP, `ring=N` for AF_XDP and AF_PACKET, `poll=MS` for all three).
 // - features() says what the port can do before any traffic flows (`sluice features PORT` prints it).
 // - rx_batch(out) fills out[0..n) with received frames and returns n (0 when nothing is waiting; it does not block
 //   longer than the poll timeout the port was opened with). The frames come from the port's frame pool; from then on
