@@ -79,7 +79,8 @@ constexpr int ctx_register = 6;
 constexpr int registers = 10; // r0..r9; r10 is the frame pointer
 
 enum class holds : std::uint8_t {
-    nothing, ///< never written, clobbered by a call, or a pointer: the program must not read it as a scalar
+    nothing, ///< never written, or clobbered by a call: the verifier refuses a read
+    pointer, ///< a pointer (ctx, packet, stack, map): readable, but its value differs between engines
     scalar,  ///< a number the program may read and overwrite
     counter, ///< a loop's counter: readable, not writable inside the loop
 };
@@ -103,7 +104,10 @@ struct state {
     std::array<holds, registers> regs{};
     std::uint64_t stack{}; ///< bit i: slot i (offset -8(i+1)) has all 8 bytes written
 
-    bool readable(int r) const { return regs[static_cast<std::size_t>(r)] != holds::nothing; }
+    bool readable(int r) const {
+        const holds what = regs[static_cast<std::size_t>(r)];
+        return what == holds::scalar || what == holds::counter;
+    }
     bool writable(int r) const { return r != ctx_register && regs[static_cast<std::size_t>(r)] != holds::counter; }
     void set(int r, holds what) { regs[static_cast<std::size_t>(r)] = what; }
     bool slot_written(int slot) const { return ((stack >> slot) & 1U) != 0; }
@@ -113,7 +117,13 @@ struct state {
     static state join(const state& a, const state& b) {
         state result;
         for (std::size_t r = 0; r < a.regs.size(); ++r) {
-            result.regs[r] = a.regs[r] == b.regs[r] ? a.regs[r] : holds::nothing;
+            if (a.regs[r] == b.regs[r]) {
+                result.regs[r] = a.regs[r];
+            } else {
+                // A pointer on some path stays one: an unsafe read of it would leak an address.
+                const bool pointer = a.regs[r] == holds::pointer || b.regs[r] == holds::pointer;
+                result.regs[r] = pointer ? holds::pointer : holds::nothing;
+            }
         }
         result.stack = a.stack & b.stack;
         return result;
@@ -250,7 +260,18 @@ private:
     /// A register the program may read as a scalar, or -1. Unsafe: sometimes one it may not read.
     int readable_register(std::initializer_list<int> excluded = {}) {
         if (_options.unsafe_probability > 0 && unsafe_now()) {
-            return static_cast<int>(_random.below(registers));
+            // A register never written (or clobbered by a call): the verifier must refuse the read. Never a pointer:
+            // if the verifier let that through, the program would leak an address, which differs between engines.
+            std::array<int, registers> unwritten{};
+            std::size_t count = 0;
+            for (int r = 0; r < registers; ++r) {
+                if (_state.regs[static_cast<std::size_t>(r)] == holds::nothing) {
+                    unwritten[count++] = r;
+                }
+            }
+            if (count > 0) {
+                return unwritten[_random.below(count)];
+            }
         }
         std::array<int, registers> candidates{};
         std::size_t count = 0;
@@ -327,6 +348,8 @@ private:
     void prologue() {
         _state = state{};
         mov_reg(ctx_register, 1); // r6 = ctx for the whole program; r1 is the context too, but calls clobber it
+        _state.set(ctx_register, holds::pointer);
+        _state.set(1, holds::pointer);
         for (int r = 7; r <= 9; ++r) {
             if (_random.chance(0.3)) {
                 lddw(r, op::pseudo_imm64, interesting_imm64());
@@ -345,11 +368,16 @@ private:
             load(op::size_w, 2, ctx_register, 0);
             load(op::size_w, 3, ctx_register, 4);
             alu_reg(true, op::alu_sub, 3, 2);
+            _state.set(2, holds::pointer);
             _state.set(3, holds::scalar);
         }
     }
 
     void epilogue() {
+        if (_options.unsafe_probability > 0 && _state.regs[0] == holds::nothing && unsafe_now()) {
+            emit(make_instruction(op::exit)); // r0 unwritten: the verifier must refuse
+            return;
+        }
         const int source = readable_register({});
         const std::uint64_t kind = _random.below(8);
         if (source < 0 || kind == 0) {
@@ -373,10 +401,6 @@ private:
             } else {
                 alu(false, op::alu_and, 0, 3); // aborted, drop, pass, tx
             }
-        }
-        if (_options.unsafe_probability > 0 && unsafe_now()) {
-            _code.back() = make_instruction(op::exit); // r0 may be unwritten
-            return;
         }
         emit(make_instruction(op::exit));
     }
@@ -543,7 +567,7 @@ private:
         // The rest read or change a written slot (unsafe: maybe not written).
         int source_slot = written_slot();
         if (source_slot < 0) {
-            if (_options.unsafe_probability > 0 && unsafe_now()) {
+            if (_options.unsafe_probability > 0 && _options.unsafe_stack_reads && unsafe_now()) {
                 source_slot = slot;
             } else {
                 return;
@@ -694,8 +718,8 @@ private:
         }
         load(op::size_w, pointer, ctx_register, metadata ? 8 : 0);
         load(op::size_w, end, ctx_register, metadata ? 0 : 4);
-        _state.set(pointer, holds::nothing);
-        _state.set(end, holds::nothing);
+        _state.set(pointer, holds::pointer);
+        _state.set(end, holds::pointer);
         if (offset_source >= 0) {
             alu_reg(true, op::alu_add, pointer, check);
         }
@@ -705,7 +729,7 @@ private:
         const int length = static_cast<int>(metadata ? 4 * _random.between(1, 8) : _random.between(1, 64));
         mov_reg(check, pointer);
         alu(true, op::alu_add, check, length);
-        _state.set(check, holds::nothing);
+        _state.set(check, holds::pointer);
         const bool checked = !(_options.unsafe_probability > 0 && unsafe_now());
         std::size_t skip = 0;
         if (checked) {
@@ -767,8 +791,8 @@ private:
         lddw(1, op::pseudo_map_idx, index);
         mov_reg(2, frame());
         alu(true, op::alu_add, 2, key_offset);
-        _state.set(1, holds::nothing);
-        _state.set(2, holds::nothing);
+        _state.set(1, holds::pointer);
+        _state.set(2, holds::pointer);
     }
 
     void map_operation(int depth) {
@@ -781,7 +805,7 @@ private:
         if (pick < 5) {
             map_and_key(index);
             call(1); // bpf_map_lookup_elem
-            _state.set(0, holds::nothing);
+            _state.set(0, holds::pointer);
             const bool checked = !(_options.unsafe_probability > 0 && unsafe_now());
             std::size_t skip = 0;
             if (checked) {
@@ -789,6 +813,7 @@ private:
             }
             const int value = static_cast<int>(_random.between(1, 5));
             mov_reg(value, 0);
+            _state.set(value, holds::pointer);
             const state before = _state;
             const int accesses = static_cast<int>(_random.between(1, 5));
             for (int i = 0; i < accesses && room(4); ++i) {

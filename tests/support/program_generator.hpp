@@ -62,6 +62,9 @@ struct generator_options {
     bool v4_instructions{true};           ///< sdiv/smod, movsx, ldsx, bswap, gotol (cpu v4, kernel 6.6+)
     bool nondeterministic_helpers{false}; ///< bpf_get_prandom_u32, bpf_ktime_get_ns: results differ run to run
     double unsafe_probability{0};         ///< chance of dropping each safety measure (0: always verifier-safe)
+    /// With unsafe_probability: reads of stack slots never written. The kernel lets root's programs do that (they read
+    /// whatever the stack held, which differs between engines); turn off to compare results.
+    bool unsafe_stack_reads{true};
 };
 
 struct generated_program {
