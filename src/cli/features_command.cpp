@@ -178,7 +178,8 @@ void add_features_command(CLI::App& app) {
         "features", "Print what a port supports (actions, zero-copy, TX, frags, redirect target, queues, MTU, mode)");
     command
         ->add_option("port", options->spec,
-                     "Port spec: pcap:FILE, gen:SPEC, afxdp:IFACE[:QUEUE], afpacket:IFACE, tap:NAME")
+                     "Port spec: pcap:FILE, gen:SPEC, memory:NAME, afxdp:IFACE[:QUEUE], afpacket:IFACE, tap:NAME; "
+                     "kernel ports take settings after the name: afxdp:veth0:1,generic,copy,ring=N,poll=MS")
         ->required();
     command->add_flag("--json", options->json, "JSON for programs instead of text");
     command->add_flag("--output", options->output, "pcap:FILE as an output port (creates FILE)");
