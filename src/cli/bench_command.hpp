@@ -134,7 +134,7 @@ expected<program_result> run_bench(const bench_target& target, const bench_setti
 /// (JIT ÷ kernel, JIT ÷ native, JIT ÷ DPDK; interpreter ÷ kernel for reference), then notes and disagreements.
 std::string format_bench_table(std::span<const program_result> results);
 
-/// {"date", "machine": {"cpus", "model"}, "programs": [{"object", "program", "sizes": [{"size", "variants":
+/// {"date", "machine": {"cpus", "model", "load_average"}, "programs": [{"object", "program", "sizes": [{"size", "variants":
 /// [{"name", "role", "ns"?, "note"?}], "ratios": {...}, "agreed", "disagreements"}]}]}.
 nlohmann::json bench_json(std::span<const program_result> results);
 

@@ -117,6 +117,14 @@ std::string cpu_model() {
     return "unknown";
 }
 
+/// The 1-minute load average: on a shared machine it says how much to trust absolute numbers.
+std::string load_average() {
+    std::ifstream loadavg("/proc/loadavg");
+    std::string first;
+    loadavg >> first;
+    return first.empty() ? "unknown" : first;
+}
+
 } // namespace
 
 std::string format_bench_table(std::span<const program_result> results) {
@@ -211,6 +219,8 @@ std::string format_bench_table(std::span<const program_result> results) {
     for (std::size_t i = 0; i < notes.size(); ++i) {
         text += fmt::format("[{}] {}\n", i + 1, notes[i]);
     }
+    text += fmt::format("machine: {} cpus, {}, load average {} at the end of the run\n",
+                        std::thread::hardware_concurrency(), cpu_model(), load_average());
     for (const program_result& program : results) {
         for (const size_result& size : program.sizes) {
             for (const std::string& line : size.disagreements) {
@@ -257,7 +267,8 @@ nlohmann::json bench_json(std::span<const program_result> results) {
                             {"sizes", std::move(sizes)}});
     }
     return {{"date", iso_date_utc()},
-            {"machine", {{"cpus", std::thread::hardware_concurrency()}, {"model", cpu_model()}}},
+            {"machine",
+             {{"cpus", std::thread::hardware_concurrency()}, {"model", cpu_model()}, {"load_average", load_average()}}},
             {"programs", std::move(programs)}};
 }
 
