@@ -132,11 +132,6 @@ expected<std::unique_ptr<engine>> engine::create(engine_config config) {
             if (config.ports[j].port == entry.port) {
                 return error{fmt::format("engine: port '{}' is given twice", entry.port->name())};
             }
-            if (config.ports[j].port->features().ifindex == entry.port->features().ifindex) {
-                return error{fmt::format("engine: ports '{}' and '{}' have the same ifindex {}",
-                                         config.ports[j].port->name(), entry.port->name(),
-                                         entry.port->features().ifindex)};
-            }
         }
     }
     if (config.object != nullptr) {

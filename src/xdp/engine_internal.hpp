@@ -192,7 +192,19 @@ private:
     std::unique_ptr<batch_program> _program;
     std::vector<attached> _attached;
     std::unique_ptr<port_counters[]> _counters;
-    std::vector<pending_counts> _pending;               ///< per port, published at the end of each iteration
+    std::vector<pending_counts> _pending; ///< per port, published at the end of each iteration
+    /// ifindex -> the port a redirect to it uses: with several ports on one interface (AF_XDP queues), the one this
+    /// worker owns, as the kernel transmits on the current CPU's queue; else the first.
+    std::optional<std::size_t> port_for(std::uint32_t ifindex) const {
+        for (const auto& [candidate, port] : _by_ifindex) {
+            if (candidate == ifindex) {
+                return port;
+            }
+        }
+        return std::nullopt;
+    }
+
+    std::vector<std::pair<std::uint32_t, std::size_t>> _by_ifindex; ///< see port_for()
     std::vector<std::uint32_t> _pass_targets;           ///< per port: its pass target, or no_pass_target (a local copy:
                                                         ///< read per packet, it must not share a line with anything)
     frame_pool::cache* _cache{};                        ///< this thread's cache of the engine's pool, while it runs

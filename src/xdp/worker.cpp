@@ -57,6 +57,14 @@ worker::worker(engine_shared& shared, unsigned index)
         if (shared.ports[i]->owner == index && shared.ports[i]->rx) {
             _owned.push_back(i);
         }
+        const std::uint32_t ifindex = shared.ports[i]->ifindex;
+        const auto known = std::find_if(_by_ifindex.begin(), _by_ifindex.end(),
+                                        [&](const auto& entry) { return entry.first == ifindex; });
+        if (known == _by_ifindex.end()) {
+            _by_ifindex.emplace_back(ifindex, i);
+        } else if (shared.ports[i]->owner == index && shared.ports[known->second]->owner != index) {
+            known->second = i; // this worker's own queue of the interface
+        }
         const auto& target = shared.ports[i]->pass_target;
         _pass_targets.push_back(target ? static_cast<std::uint32_t>(*target) : no_pass_target);
     }
@@ -364,7 +372,7 @@ executor* worker::attached_program(const void* handle) {
 
 void worker::to_device(frame* item, std::uint32_t ifindex, const void* program, std::uint32_t origin,
                        std::uint32_t length, bool clone) {
-    const auto port = _shared.port_by_ifindex(ifindex);
+    const auto port = port_for(ifindex);
     if (!port || !_shared.ports[*port]->redirect_target) {
         release(item);
         count(origin, clone ? outcome::clone_dropped : outcome::redirect_error, length);
@@ -434,7 +442,7 @@ void worker::broadcast(frame* item, const ebpf::redirect_decision& decision, std
             if (ifindex == 0 || (excluded != 0 && ifindex == excluded)) {
                 return;
             }
-            const auto port = self->_shared.port_by_ifindex(ifindex);
+            const auto port = self->port_for(ifindex);
             if (!port || !self->_shared.ports[*port]->redirect_target) {
                 return; // is_valid_dst: a device that cannot transmit XDP frames is skipped
             }

@@ -452,6 +452,29 @@ TEST_F(engine_test, a_stop_request_drains_and_balances) {
     EXPECT_EQ(report.pool_outstanding, 0U);
 }
 
+TEST_F(engine_test, queues_of_one_interface_share_its_ifindex_and_each_worker_sends_on_its_own) {
+    load(2);
+    // Two ports on one interface (as AF_XDP queues 0 and 1), read by workers 0 and 1, and one input per worker.
+    memory_port& queue0 = add_port("queue0", {.ifindex = 500, .capture = true, .tx_capacity = SIZE_MAX, .rx_queue = 0});
+    memory_port& queue1 = add_port("queue1", {.ifindex = 500, .capture = true, .tx_capacity = SIZE_MAX, .rx_queue = 1});
+    memory_port& a = add_port("a"); // worker 0
+    memory_port& b = add_port("b"); // worker 1
+    make_engine();
+    set("config", 0, 500);
+    for (int i = 0; i < 5; ++i) {
+        a.inject(packet(redirect_ifindex, 0, 1));
+        b.inject(packet(redirect_ifindex, 0, 2));
+    }
+    const engine_report report = run();
+    // The kernel transmits on the current CPU's queue: each worker on the queue it owns.
+    ASSERT_EQ(queue0.transmitted().size(), 5U);
+    ASSERT_EQ(queue1.transmitted().size(), 5U);
+    EXPECT_EQ(queue0.transmitted()[0].bytes[9], 1);
+    EXPECT_EQ(queue1.transmitted()[0].bytes[9], 2);
+    EXPECT_EQ(report.ports[2].redirected.packets, 5U);
+    EXPECT_EQ(report.ports[3].redirected.packets, 5U);
+}
+
 TEST_F(engine_test, configuration_errors_name_the_problem) {
     load(2);
     memory_port& a = add_port("a");
