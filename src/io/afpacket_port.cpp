@@ -150,7 +150,17 @@ public:
         }
     }
 
-    port_stats stats() const override { return _stats; }
+    port_stats stats() const override {
+        // PACKET_STATISTICS counts since its last read: add each read up.
+        tpacket_stats_v3 kernel{};
+        socklen_t length = sizeof kernel;
+        if (::getsockopt(_fd, SOL_PACKET, PACKET_STATISTICS, &kernel, &length) == 0) {
+            _missed += kernel.tp_drops;
+        }
+        port_stats result = _stats;
+        result.rx_missed = _missed;
+        return result;
+    }
 
 private:
     std::uint8_t* block(std::uint32_t index) const { return _ring + std::size_t{index} * _rx.tp_block_size; }
@@ -227,11 +237,12 @@ private:
     port_features _features;
     port_stats _stats;
     std::uint64_t _records{};
-    std::uint32_t _block{};      ///< RX block we read next
-    std::uint8_t* _packet{};     ///< next packet in the open block, nullptr when no block is open
-    std::uint32_t _left{};       ///< packets left in the open block
-    std::uint32_t _tx_next{};    ///< TX slot we fill next
-    std::uint32_t _tx_pending{}; ///< slots marked since the last send()
+    mutable std::uint64_t _missed{}; ///< PACKET_STATISTICS drops read so far
+    std::uint32_t _block{};          ///< RX block we read next
+    std::uint8_t* _packet{};         ///< next packet in the open block, nullptr when no block is open
+    std::uint32_t _left{};           ///< packets left in the open block
+    std::uint32_t _tx_next{};        ///< TX slot we fill next
+    std::uint32_t _tx_pending{};     ///< slots marked since the last send()
 };
 
 struct fd_guard {

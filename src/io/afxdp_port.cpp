@@ -34,6 +34,7 @@
 #include <xdp/libxdp.h>
 #include <xdp/xsk.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -265,7 +266,6 @@ public:
                     break; // larger than a UMEM frame: the caller drops it
                 }
                 addresses[accepted] = _pool.index_of(copy) * std::uint64_t{umem_frame_size} + ebpf::xdp_packet_headroom;
-                ++_copied;
             }
             ++accepted;
         }
@@ -316,11 +316,19 @@ public:
         reclaim_completions();
     }
 
-    port_stats stats() const override { return _stats; }
+    port_stats stats() const override {
+        port_stats result = _stats;
+        xdp_statistics kernel{};
+        socklen_t length = sizeof kernel;
+        if (::getsockopt(_fd, SOL_XDP, XDP_STATISTICS, &kernel, &length) == 0) {
+            // Kernels count a drop for a full RX ring or an empty fill ring in rx_dropped as well (6.18 does; older
+            // ones may not): the larger of the two is every drop, counted once.
+            result.rx_missed =
+                std::max<std::uint64_t>(kernel.rx_dropped, kernel.rx_ring_full + kernel.rx_fill_ring_empty_descs);
+        }
+        return result;
+    }
     xdp::frame_pool* own_pool() const override { return &_pool; }
-
-    /// Frames copied in from other pools by tx_batch (for tests and `sluice features`).
-    std::uint64_t copied() const { return _copied; }
 
 private:
     struct area_unmap {
@@ -400,7 +408,6 @@ private:
     port_features _features;
     port_stats _stats;
     std::uint64_t _records{};
-    std::uint64_t _copied{};
     std::uint32_t _tx_pending{};
 };
 

@@ -264,6 +264,21 @@ TEST_F(veth_ports, afxdp_settings_in_the_spec) {
     EXPECT_EQ(send_and_receive("sluice afxdp settings", 20), 20U);
 }
 
+// What the kernel drops because nobody reads (RX ring full) is reported as missed, not lost silently.
+TEST_F(veth_ports, afxdp_counts_what_the_kernel_dropped_as_missed) {
+    port_options options;
+    options.ring_size = 64;
+    open("afxdp", options);
+    for (std::size_t i = 0; i < 400; ++i) {
+        ASSERT_TRUE(_socket->send_to(sluice_ip, sluice_udp, payload("sluice missed", i)));
+    }
+    std::this_thread::sleep_for(100ms);
+    const port_stats stats = _port->stats();
+    EXPECT_GE(stats.rx_missed, 400U - 2 * 64) << "a 64-slot RX ring and 64 fill buffers hold at most 128";
+    EXPECT_LE(stats.rx_missed, 400U);
+    EXPECT_EQ(stats.rx_packets, 0U);
+}
+
 TEST_F(veth_ports, afxdp_in_generic_mode) {
     port_options options;
     options.force_generic = true;
@@ -294,6 +309,20 @@ TEST_F(veth_ports, afxdp_can_be_opened_again_once_closed) {
     _port.reset();
     const auto link = _sluice->ip("link show dev " + _sluice_if);
     EXPECT_EQ(link.output.find("xdp"), std::string::npos) << "no program left behind: " << link.output;
+}
+
+TEST_F(veth_ports, afpacket_counts_what_the_kernel_dropped_as_missed) {
+    port_options options;
+    options.ring_size = 1; // the smallest ring: 4 blocks of 256 KiB
+    open("afpacket", options);
+    const std::vector<std::uint8_t> large(1400, 0x42);
+    for (std::size_t i = 0; i < 2000; ++i) {
+        ASSERT_TRUE(_socket->send_to(sluice_ip, sluice_udp, large));
+    }
+    std::this_thread::sleep_for(100ms);
+    const std::uint64_t missed = _port->stats().rx_missed;
+    EXPECT_GT(missed, 0U) << "1 MiB of ring cannot hold 2000 packets of 1442 bytes";
+    EXPECT_EQ(_port->stats().rx_missed, missed) << "read twice, counted once";
 }
 
 TEST_F(veth_ports, afpacket_features) {

@@ -60,6 +60,9 @@ struct port_stats {
     std::uint64_t tx_packets{};
     std::uint64_t tx_bytes{};
     std::uint64_t tx_errors{};  ///< accepted by tx_batch() but not sent
+    /// Packets the kernel dropped before the port saw them (RX ring full, no free buffer: AF_XDP's XDP_STATISTICS,
+    /// AF_PACKET's PACKET_STATISTICS). Never received, so outside the engine's accounting; a sign of overload.
+    std::uint64_t rx_missed{};
 };
 
 class port {
