@@ -122,8 +122,7 @@ std::string contents_difference(const map_pair& pair, const contents& kernel, co
 } // namespace
 
 unsigned possible_cpus() {
-    static const unsigned cpus = static_cast<unsigned>(std::max(1, libbpf_num_possible_cpus()));
-    return cpus;
+    return std::max(1U, ebpf::testing::kernel_cpus());
 }
 
 std::string kernel_unavailable() {
@@ -170,13 +169,9 @@ struct oracle_pair::kernel_side {
     }
 };
 
-oracle_pair::oracle_pair() : _kernel(std::make_unique<kernel_side>()) {
+oracle_pair::oracle_pair()
     // The kernel's per-cpu choices happen on the cpu the syscall runs on; sluice's worker 0 stands for cpu 0.
-    sched_getaffinity(0, sizeof _saved_affinity, &_saved_affinity);
-    cpu_set_t only;
-    CPU_ZERO(&only);
-    CPU_SET(0, &only);
-    sched_setaffinity(0, sizeof only, &only);
+    : _pinned(std::make_unique<ebpf::testing::pin_to_cpu0>()), _kernel(std::make_unique<kernel_side>()) {
     _state.cpu = 0;
 }
 
@@ -187,7 +182,6 @@ oracle_pair::~oracle_pair() {
         }
     }
     _kernel.reset();
-    sched_setaffinity(0, sizeof _saved_affinity, &_saved_affinity);
 }
 
 expected<void> oracle_pair::prepare_sluice(std::span<const ebpf::instruction> code) {

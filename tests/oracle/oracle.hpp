@@ -23,7 +23,6 @@
 #pragma once
 
 #include <bpf/libbpf.h>
-#include <sched.h>
 
 #include <cstdint>
 #include <memory>
@@ -32,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "ebpf/maps/kernel_oracle.hpp"
 #include "packets.hpp"
 #include "sluice/ebpf/helpers.hpp"
 #include "sluice/ebpf/interpreter.hpp"
@@ -128,6 +128,7 @@ private:
     expected<void> prepare_sluice(std::span<const ebpf::instruction> code);
 
     struct kernel_side;
+    std::unique_ptr<ebpf::testing::pin_to_cpu0> _pinned; ///< first in, last out: the whole pair's life on cpu 0
     std::unique_ptr<kernel_side> _kernel;
     std::optional<ebpf::loaded_object> _loaded;
     std::optional<testing::instantiated_program> _instantiated;
@@ -140,7 +141,6 @@ private:
     xdp::frame_pool _jumbo_pool{1, xdp::jumbo_frame_size}; ///< packets beyond 3520 bytes (no frags in sluice)
     std::vector<map_pair> _maps;
     oracle_counts _counts;
-    cpu_set_t _saved_affinity{};
 };
 
 /// For a generated program whose run on packets.back() differs (after packets before it, maps filled by
