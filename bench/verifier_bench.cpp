@@ -28,11 +28,11 @@
 #include <vector>
 
 #include "ebpf/verifier_kernel/kernel_verifier.hpp"
-#include "support/program_generator.hpp"
 #include "sluice/ebpf/isa.hpp"
 #include "sluice/ebpf/loader.hpp"
 #include "sluice/ebpf/verifier.hpp"
 #include "sluice/ebpf/xdp_context.hpp"
+#include "support/program_generator.hpp"
 
 namespace {
 
@@ -76,7 +76,9 @@ std::vector<bpf_insn> raw_instructions(std::span<const instruction> code) {
     return raw;
 }
 
-std::uint8_t register_number(int value) { return static_cast<std::uint8_t>(value); }
+std::uint8_t register_number(int value) {
+    return static_cast<std::uint8_t>(value);
+}
 
 /// The branchy program in the kernel's form (ctx->data and ctx->data_end as 32-bit loads from struct xdp_md) and in
 /// sluice's (the same loads as the loader's context rewrite turns them: 64-bit loads from xdp_context). Only the two
@@ -88,15 +90,15 @@ std::pair<std::vector<instruction>, std::vector<instruction>> branchy_program() 
                                         static_cast<std::int16_t>(offset), imm));
     };
     const std::uint8_t ldxw = op::cls_ldx | op::mode_mem | op::size_w;
-    add(ldxw, 2, 1, 0, 0);                                      // r2 = ctx->data
-    add(ldxw, 3, 1, 4, 0);                                      // r3 = ctx->data_end
-    add(op::cls_alu64 | op::alu_mov | op::src_x, 4, 2, 0, 0);   // r4 = r2
-    add(op::cls_alu64 | op::alu_add | op::src_k, 4, 0, 0, 64);  // r4 += 64
+    add(ldxw, 2, 1, 0, 0);                                     // r2 = ctx->data
+    add(ldxw, 3, 1, 4, 0);                                     // r3 = ctx->data_end
+    add(op::cls_alu64 | op::alu_mov | op::src_x, 4, 2, 0, 0);  // r4 = r2
+    add(op::cls_alu64 | op::alu_add | op::src_k, 4, 0, 0, 64); // r4 += 64
     const std::size_t bounds_check = code.size();
-    add(op::cls_jmp | op::jmp_jgt | op::src_x, 4, 3, 0, 0);     // if r4 > r3 goto drop (patched below)
-    add(op::cls_alu64 | op::alu_mov | op::src_k, 0, 0, 0, 0);   // r0 = 0
-    constexpr std::size_t tail = 4;                             // r0 &= 3; exit; drop: r0 = 1; exit
-    std::uint32_t state = 0x2545f491; // xorshift: the same program on every run
+    add(op::cls_jmp | op::jmp_jgt | op::src_x, 4, 3, 0, 0);   // if r4 > r3 goto drop (patched below)
+    add(op::cls_alu64 | op::alu_mov | op::src_k, 0, 0, 0, 0); // r0 = 0
+    constexpr std::size_t tail = 4;                           // r0 &= 3; exit; drop: r0 = 1; exit
+    std::uint32_t state = 0x2545f491;                         // xorshift: the same program on every run
     const auto next = [&] {
         state ^= state << 13;
         state ^= state >> 17;
@@ -133,10 +135,10 @@ std::pair<std::vector<instruction>, std::vector<instruction>> branchy_program() 
     while (code.size() < branchy_size - tail) {
         add(op::cls_alu64 | op::alu_add | op::src_k, 0, 0, 0, 1);
     }
-    add(op::cls_alu64 | op::alu_and | op::src_k, 0, 0, 0, 3);   // an XDP action
+    add(op::cls_alu64 | op::alu_and | op::src_k, 0, 0, 0, 3); // an XDP action
     add(op::exit, 0, 0, 0, 0);
     code[bounds_check].offset = static_cast<std::int16_t>(code.size() - bounds_check - 1);
-    add(op::cls_alu64 | op::alu_mov | op::src_k, 0, 0, 0, 1);   // drop: XDP_DROP
+    add(op::cls_alu64 | op::alu_mov | op::src_k, 0, 0, 0, 1); // drop: XDP_DROP
     add(op::exit, 0, 0, 0, 0);
 
     std::vector<instruction> sluice_form = code;
@@ -232,7 +234,8 @@ void prepare_subjects() {
                 }
                 generated->kernel_maps.push_back(fd);
             }
-            generated->kernel_code = raw_instructions(sluice::testing::kernel_form(program.code, generated->kernel_maps));
+            generated->kernel_code =
+                raw_instructions(sluice::testing::kernel_form(program.code, generated->kernel_maps));
         }
         subjects().push_back(std::move(generated));
         break;
@@ -293,8 +296,7 @@ void kernel_verify(benchmark::State& state, const subject* target) {
     }
     state.counters["instructions"] = static_cast<double>(target->instructions);
     state.counters["processed"] = static_cast<double>(processed);
-    state.counters["prog_load_us"] =
-        benchmark::Counter(load_microseconds, benchmark::Counter::kAvgIterations);
+    state.counters["prog_load_us"] = benchmark::Counter(load_microseconds, benchmark::Counter::kAvgIterations);
 }
 
 double median(std::vector<double> values) {

@@ -46,11 +46,11 @@ constexpr std::uint8_t raw_mode_mask = 0x07;               ///< first byte & 7 =
 
 /// A program ready to verify and run: the verifier's view and the interpreter's.
 struct candidate {
-    std::vector<instruction> relocated;               ///< what the verifier judges
-    std::vector<instruction> code;                    ///< what the interpreter runs
-    std::vector<sluice::ebpf::map_definition> maps;   ///< by index, as the lddw imms name them
+    std::vector<instruction> relocated;             ///< what the verifier judges
+    std::vector<instruction> code;                  ///< what the interpreter runs
+    std::vector<sluice::ebpf::map_definition> maps; ///< by index, as the lddw imms name them
     std::vector<std::unique_ptr<sluice::ebpf::map>> live_maps;
-    std::string description;                          ///< for the report when something goes wrong
+    std::string description; ///< for the report when something goes wrong
     std::uint64_t seed{};
     bool meant_safe{}; ///< generated without dropping any safety measure: the kernel accepts it
 };
@@ -142,7 +142,8 @@ bool generated_candidate(std::uint8_t mode, std::span<const std::uint8_t> bytes,
     out.code = std::move(instantiated->code);
     out.maps = program.maps;
     out.live_maps = std::move(instantiated->maps);
-    out.description = sluice::testing::describe(program) + "\nafter the context rewrite:\n" + disassembly(out.relocated);
+    out.description =
+        sluice::testing::describe(program) + "\nafter the context rewrite:\n" + disassembly(out.relocated);
     out.seed = program.seed;
     out.meant_safe = !program.unsafe;
     return true;
@@ -180,7 +181,8 @@ std::vector<std::vector<std::uint8_t>> packets_for(std::uint64_t seed) {
 void run_accepted(const candidate& program, const sluice::ebpf::verification_result& verdict) {
     const sluice::ebpf::helper_table& helpers = sluice::ebpf::xdp_helper_table();
     auto engine = sluice::ebpf::interpreter::create(
-        program.code, helpers, sluice::ebpf::interpreter_options{.checked = true, .instruction_limit = run_instruction_limit});
+        program.code, helpers,
+        sluice::ebpf::interpreter_options{.checked = true, .instruction_limit = run_instruction_limit});
     if (!engine) {
         verifier_bug(program, verdict, {}, "the interpreter refused it: " + engine.error().message);
     }
@@ -199,8 +201,8 @@ void run_accepted(const candidate& program, const sluice::ebpf::verification_res
         engine->clear_regions();
         engine->add_region({reinterpret_cast<std::uintptr_t>(item->hard_start()),
                             static_cast<std::size_t>(item->hard_end() - item->hard_start()), true, "packet"});
-        engine->add_region({reinterpret_cast<std::uintptr_t>(&item->context()), sizeof(sluice::ebpf::xdp_context),
-                            false, "context"});
+        engine->add_region(
+            {reinterpret_cast<std::uintptr_t>(&item->context()), sizeof(sluice::ebpf::xdp_context), false, "context"});
         sluice::ebpf::execution_state state(0);
         state.trace_lines_per_second = 0;
         state.trace = [](std::string_view, unsigned, void*) {};
@@ -222,7 +224,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::uint8_t mode = data[0];
     const std::span<const std::uint8_t> rest(data + 1, size - 1);
     candidate program;
-    const bool built = (mode & raw_mode_mask) == 0 ? raw_candidate(rest, program) : generated_candidate(mode, rest, program);
+    const bool built =
+        (mode & raw_mode_mask) == 0 ? raw_candidate(rest, program) : generated_candidate(mode, rest, program);
     if (!built) {
         return 0;
     }

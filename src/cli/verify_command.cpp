@@ -53,9 +53,8 @@ verdict verify_program(const ebpf::loaded_object& object, const ebpf::loaded_pro
 std::string summary_line(const verdict& done) {
     const ebpf::verification_result& result = *done.result;
     return fmt::format("program {}: verified ({} instruction{} processed, {} state{}, in {:.3f} ms)",
-                       done.program->name, result.instructions_processed,
-                       result.instructions_processed == 1 ? "" : "s", result.states_explored,
-                       result.states_explored == 1 ? "" : "s", done.milliseconds);
+                       done.program->name, result.instructions_processed, result.instructions_processed == 1 ? "" : "s",
+                       result.states_explored, result.states_explored == 1 ? "" : "s", done.milliseconds);
 }
 
 std::string program_names(const ebpf::loaded_object& object) {
@@ -187,7 +186,8 @@ expected<run_verification> verify_for_run(const ebpf::loaded_object& object, con
 void add_verify_command(CLI::App& app) {
     auto options = std::make_shared<verify_options>();
     CLI::App* command = app.add_subcommand(
-        "verify", "Prove that an object's XDP programs are safe to run, or say why not, as the kernel's verifier would");
+        "verify",
+        "Prove that an object's XDP programs are safe to run, or say why not, as the kernel's verifier would");
     command->footer(
         "Each program is verified as `sluice run` would load it: maps created, .rodata set (--set), prog arrays "
         "filled. A verified program runs without run-time bounds checks. A rejection names the instruction, its "
@@ -195,9 +195,10 @@ void add_verify_command(CLI::App& app) {
         "Exit status: 0 when every program chosen is verified; 1 when one is rejected or the object cannot be loaded.");
     command->add_option("file", options->file, "BPF ELF object (clang -O2 -g -target bpf -c)")->required();
     command->add_option("--program,--prog", options->program, "Verify only this program (default: every one)");
-    command->add_option("--log-level", options->log_level,
-                        "0: verdicts only; 1: also a summary of the work done; 2: the state of every register and "
-                        "stack slot at each instruction, as the kernel's log level 2")
+    command
+        ->add_option("--log-level", options->log_level,
+                     "0: verdicts only; 1: also a summary of the work done; 2: the state of every register and "
+                     "stack slot at each instruction, as the kernel's log level 2")
         ->check(CLI::Range(0, 2));
     command->add_option("--set", options->rodata,
                         "NAME=VALUE: set a .rodata variable (const volatile global) before load; repeatable");

@@ -114,7 +114,8 @@ TEST_F(verify_command_test, a_rejection_explains_itself_and_exits_1) {
     const result done = sluice({"verify", SLUICE_RUN_FIXTURE});
     EXPECT_EQ(done.status, 1) << done.out << done.err;
     EXPECT_NE(done.out.find("program outcomes: rejected"), std::string::npos) << done.out;
-    EXPECT_NE(done.out.find("value of map 'scratch'"), std::string::npos) << "the message names the region: " << done.out;
+    EXPECT_NE(done.out.find("value of map 'scratch'"), std::string::npos)
+        << "the message names the region: " << done.out;
     EXPECT_NE(done.out.find("run_outcomes.c"), std::string::npos) << "the message names the source: " << done.out;
     EXPECT_NE(done.out.find("program printk_pass: verified"), std::string::npos)
         << "one rejection does not hide the other programs' verdicts: " << done.out;

@@ -13,8 +13,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -211,7 +211,8 @@ TEST(verifier_kernel_comparison, a_write_past_a_map_value_is_rejected_by_both) {
 
 // ---- the verifier's corpus in the kernel ----
 
-/// One case of tests/ebpf/verifier/{unsafe,safe}/*.txt (the format is described in tests/ebpf/verifier/corpus_test.cpp).
+/// One case of tests/ebpf/verifier/{unsafe,safe}/*.txt (the format is described in
+/// tests/ebpf/verifier/corpus_test.cpp).
 struct corpus_case {
     std::string id; ///< file/name
     std::vector<map_definition> maps;
@@ -229,10 +230,17 @@ std::string trimmed(const std::string& text) {
 
 map_definition corpus_map(const std::string& line) {
     static const std::map<std::string, map_type> types{
-        {"hash", map_type::hash},         {"array", map_type::array},     {"prog_array", map_type::prog_array},
-        {"percpu_hash", map_type::percpu_hash}, {"percpu_array", map_type::percpu_array},
-        {"lru_hash", map_type::lru_hash}, {"lpm_trie", map_type::lpm_trie}, {"queue", map_type::queue},
-        {"stack", map_type::stack},       {"ringbuf", map_type::ringbuf}, {"devmap", map_type::devmap},
+        {"hash", map_type::hash},
+        {"array", map_type::array},
+        {"prog_array", map_type::prog_array},
+        {"percpu_hash", map_type::percpu_hash},
+        {"percpu_array", map_type::percpu_array},
+        {"lru_hash", map_type::lru_hash},
+        {"lpm_trie", map_type::lpm_trie},
+        {"queue", map_type::queue},
+        {"stack", map_type::stack},
+        {"ringbuf", map_type::ringbuf},
+        {"devmap", map_type::devmap},
     };
     std::istringstream words(line);
     map_definition definition;
@@ -261,7 +269,8 @@ map_definition corpus_map(const std::string& line) {
 
 std::vector<corpus_case> read_corpus(const std::string& folder) {
     std::vector<std::filesystem::path> files;
-    for (const auto& entry : std::filesystem::directory_iterator(std::string(SLUICE_VERIFIER_CORPUS_DIR) + "/" + folder)) {
+    for (const auto& entry :
+         std::filesystem::directory_iterator(std::string(SLUICE_VERIFIER_CORPUS_DIR) + "/" + folder)) {
         if (entry.path().extension() == ".txt") {
             files.push_back(entry.path());
         }
@@ -293,13 +302,20 @@ std::vector<corpus_case> read_corpus(const std::string& folder) {
 /// sluice's context offset -> struct xdp_md's, for the fields the kernel has.
 std::optional<std::int16_t> xdp_md_offset(std::int16_t sluice_offset) {
     switch (sluice_offset) {
-    case static_cast<std::int16_t>(xdp_context_data_offset): return 0;
-    case static_cast<std::int16_t>(xdp_context_data_end_offset): return 4;
-    case static_cast<std::int16_t>(xdp_context_data_meta_offset): return 8;
-    case static_cast<std::int16_t>(xdp_context_ingress_ifindex_offset): return 12;
-    case static_cast<std::int16_t>(xdp_context_rx_queue_index_offset): return 16;
-    case static_cast<std::int16_t>(xdp_context_egress_ifindex_offset): return 20;
-    default: return std::nullopt;
+    case static_cast<std::int16_t>(xdp_context_data_offset):
+        return 0;
+    case static_cast<std::int16_t>(xdp_context_data_end_offset):
+        return 4;
+    case static_cast<std::int16_t>(xdp_context_data_meta_offset):
+        return 8;
+    case static_cast<std::int16_t>(xdp_context_ingress_ifindex_offset):
+        return 12;
+    case static_cast<std::int16_t>(xdp_context_rx_queue_index_offset):
+        return 16;
+    case static_cast<std::int16_t>(xdp_context_egress_ifindex_offset):
+        return 20;
+    default:
+        return std::nullopt;
     }
 }
 
@@ -311,8 +327,8 @@ std::vector<bpf_insn> kernel_form(std::vector<instruction> code, const std::vect
     for (std::size_t i = 0; i < code.size(); ++i) {
         instruction& insn = code[i];
         const std::uint8_t cls = op::cls(insn.opcode);
-        const bool memory = (cls == op::cls_ldx || cls == op::cls_st || cls == op::cls_stx) &&
-                            op::mode(insn.opcode) == op::mode_mem;
+        const bool memory =
+            (cls == op::cls_ldx || cls == op::cls_st || cls == op::cls_stx) && op::mode(insn.opcode) == op::mode_mem;
         const int base = cls == op::cls_ldx ? insn.src : insn.dst;
         if (memory && context.contains(base)) {
             if (const auto offset = xdp_md_offset(insn.offset); offset) {

@@ -35,7 +35,7 @@ namespace sluice::testing {
 struct kernel_program_verdict {
     std::string name;
     bool accepted{};
-    std::string log;               ///< libbpf's messages and the kernel's verifier log on rejection
+    std::string log;                ///< libbpf's messages and the kernel's verifier log on rejection
     std::uint32_t verified_insns{}; ///< bpf_prog_info.verified_insns when accepted
 };
 
@@ -106,7 +106,9 @@ inline void prepare(bpf_object* object) {
         }
     }
     bpf_map* map = nullptr;
-    bpf_object__for_each_map(map, object) { bpf_map__set_pin_path(map, nullptr); }
+    bpf_object__for_each_map(map, object) {
+        bpf_map__set_pin_path(map, nullptr);
+    }
 }
 
 inline std::uint32_t verified_insns(const bpf_program* program) {
