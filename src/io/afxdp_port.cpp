@@ -245,6 +245,20 @@ public:
 
     std::size_t tx_batch(std::span<xdp::frame* const> frames) override {
         reclaim_completions();
+        // At most max_batch descriptors at a time; a shorter piece means the ring or the UMEM ran out.
+        std::size_t total = 0;
+        while (total < frames.size()) {
+            const std::size_t piece = std::min(frames.size() - total, max_batch);
+            const std::size_t accepted = tx_piece(frames.subspan(total, piece));
+            total += accepted;
+            if (accepted < piece) {
+                break;
+            }
+        }
+        return total;
+    }
+
+    std::size_t tx_piece(std::span<xdp::frame* const> frames) {
         const std::uint32_t room = xsk_prod_nb_free(&_xsk->tx, static_cast<std::uint32_t>(frames.size()));
         std::size_t count = std::min<std::size_t>(frames.size(), room);
         // Frames of another pool need a UMEM frame to be copied into: stop at the first that cannot get one.

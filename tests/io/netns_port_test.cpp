@@ -225,6 +225,22 @@ TEST_F(veth_ports, afxdp_sends_frames_of_another_pool_to_the_peer) {
     EXPECT_EQ(_port->stats().tx_packets, 40U);
 }
 
+TEST_F(veth_ports, afxdp_takes_more_than_a_batch_in_one_call) {
+    open("afxdp");
+    std::vector<xdp::frame*> frames;
+    for (std::size_t i = 0; i < 200; ++i) {
+        xdp::frame* item = _pool.acquire();
+        ASSERT_NE(item, nullptr);
+        ASSERT_TRUE(item->assign(test::udp_frame(_sluice_mac, _peer_mac, sluice_ip, peer_ip, sluice_udp, peer_udp,
+                                                 payload("sluice afxdp many", i))));
+        frames.push_back(item);
+    }
+    EXPECT_EQ(_port->tx_batch(frames), 200U);
+    _port->flush();
+    EXPECT_EQ(_socket->receive_matching(bytes_of("sluice afxdp many"), 200, 3s), 200U);
+    EXPECT_EQ(_pool.outstanding(), 0U);
+}
+
 TEST_F(veth_ports, afxdp_sends_received_frames_back_without_a_copy) {
     open("afxdp");
     EXPECT_EQ(reflect("sluice afxdp echo", 40), 40U);
