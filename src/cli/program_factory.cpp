@@ -3,7 +3,37 @@
 
 #include <fmt/format.h>
 
+#include <optional>
+
 namespace sluice::cli {
+namespace {
+
+/// An eBPF program with a Lua script beside it for bpf_sluice_lua (same worker, same execution state): the executor
+/// runs the batches; the script serves the kfunc calls. Members in this order: the executor goes first.
+class chained_program final : public xdp::batch_program {
+public:
+    chained_program(lua::script_program script, xdp::executor executor)
+        : _script(std::move(script)), _executor(std::move(executor)) {
+        _script.attach_chaining();
+    }
+
+    void run_batch(std::span<xdp::frame* const> frames, std::span<xdp::action> out) override {
+        _executor.run_batch(frames, out);
+    }
+    std::span<const ebpf::redirect_decision> redirect_decisions() const override {
+        return _executor.redirect_decisions();
+    }
+    void count_port_errors(std::uint64_t packets, std::uint64_t bytes) override {
+        _executor.count_port_errors(packets, bytes);
+    }
+    const xdp::executor_stats& stats() const override { return _executor.stats(); }
+
+private:
+    lua::script_program _script;
+    xdp::executor _executor;
+};
+
+} // namespace
 
 bool is_lua_script(std::string_view path) {
     return path.ends_with(".lua");
@@ -27,11 +57,26 @@ expected<std::unique_ptr<xdp::batch_program>> make_program(const program_options
     if (options.object == nullptr || options.program == nullptr) {
         return error{fmt::format("{}: no program to run", options.path)};
     }
+    std::optional<lua::script_program> chained;
+    if (!options.chained_script.empty()) {
+        lua::options settings = options.script;
+        settings.object = options.object; // the script may open the object's maps
+        auto script = lua::script_program::load_file(options.chained_script, state, settings);
+        if (!script) {
+            return error{
+                fmt::format("--lua {} (worker {}): {}", options.chained_script, worker, script.error().message)};
+        }
+        chained.emplace(std::move(*script));
+    }
     auto made =
         xdp::executor::create(*options.object, *options.program, ebpf::xdp_helper_table(), state, options.executor);
     if (!made) {
         return error{fmt::format("{}: program '{}' (worker {}): {}", options.path, options.program->name, worker,
                                  made.error().message)};
+    }
+    if (chained) {
+        return std::unique_ptr<xdp::batch_program>(
+            std::make_unique<chained_program>(std::move(*chained), std::move(*made)));
     }
     return std::unique_ptr<xdp::batch_program>(std::make_unique<xdp::executor>(std::move(*made)));
 }

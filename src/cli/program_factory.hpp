@@ -19,7 +19,8 @@ struct program_options {
     const ebpf::loaded_object* object{};   ///< eBPF: the loaded object (lives as long as the programs)
     const ebpf::loaded_program* program{}; ///< eBPF: the program to run on the hook
     xdp::executor_options executor;        ///< eBPF: checked mode, engine, instruction limit
-    lua::options script;                   ///< Lua (a `.lua` path): engine, budget, memory limit, config
+    lua::options script;                   ///< Lua (a `.lua` path, or chained_script): engine, budget, config
+    std::string chained_script; ///< eBPF: a Lua script whose functions bpf_sluice_lua calls (sluice run --lua)
 };
 
 /// A Lua script rather than an eBPF object: the path ends in `.lua`.

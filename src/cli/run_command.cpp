@@ -67,6 +67,7 @@ struct run_options {
     std::uint32_t ifindex{1};
     std::uint64_t instruction_limit{};
     std::string lua_engine{"lua5.4"}; ///< a `.lua` script: lua5.4 or luajit
+    std::string chained_lua;          ///< --lua FILE: the script bpf_sluice_lua calls from an eBPF object
 };
 
 /// A failure the user must see: printed as "sluice run: MESSAGE", exit status 1.
@@ -327,7 +328,7 @@ bool runs_checked(const run_options& options) { return options.checked || option
 /// How a Lua script runs: its engine, and --set NAME=VALUE as its `config` table (defaults for an eBPF object).
 lua::options script_options(const run_options& options) {
     lua::options settings;
-    if (!is_lua_script(options.file)) {
+    if (!is_lua_script(options.file) && options.chained_lua.empty()) {
         return settings;
     }
     const auto engine = lua::parse_engine(options.lua_engine);
@@ -380,7 +381,7 @@ void run_input(const run_options& options, const ebpf::loaded_object& object, co
         state.trace = &drop_trace;
     }
     program_options made_from{options.file, &object, &program, execution_options(options),
-                              script_options(options)};
+                              script_options(options), options.chained_lua};
     auto executor = make_program(made_from, 0, state);
     if (!executor) {
         fail(executor.error().message);
@@ -539,7 +540,7 @@ void run_ports(const run_options& options, const ebpf::loaded_object& object, co
         }
     }
     const program_options made_from{options.file, &object, &program, execution_options(options),
-                                    script_options(options)};
+                                    script_options(options), options.chained_lua};
     config.make_program = [made_from](unsigned worker, ebpf::execution_state& state) {
         return make_program(made_from, worker, state);
     };
@@ -629,9 +630,9 @@ void run(const run_options& options) {
     if (is_lua_script(options.file)) {
         // A Lua script declares and fills its own maps; it has no object, programs or prog arrays.
         if (!options.maps.empty() || !options.prog_arrays.empty() || options.dump_maps ||
-            !options.dumped_maps.empty() || !options.program.empty()) {
-            fail("--map, --dump-maps, --dump-map, --prog and --prog-array are for eBPF objects: a Lua script declares "
-                 "its own maps (maps.declare) and prints what it wants to show (print)");
+            !options.dumped_maps.empty() || !options.program.empty() || !options.chained_lua.empty()) {
+            fail("--map, --dump-maps, --dump-map, --prog, --prog-array and --lua are for eBPF objects: a Lua script "
+                 "declares its own maps (maps.declare) and prints what it wants to show (print)");
         }
         static const ebpf::loaded_object no_object;
         ebpf::loaded_program script;
@@ -761,6 +762,9 @@ void add_run_command(CLI::App& app) {
     command->add_flag("--trace,!--no-trace", options->trace, "Print bpf_trace_printk output on stderr (default: on)");
     command->add_option("--ifindex", options->ifindex,
                         "ingress_ifindex the program sees (default 1, the loopback, as BPF_PROG_TEST_RUN)");
+    command->add_option("--lua", options->chained_lua,
+                        "With an eBPF object: a Lua script whose global functions the program calls with sluice's "
+                        "kfunc bpf_sluice_lua(ctx, \"fn\", len), using their verdicts; it may open the object's maps");
     command->add_option("--lua-engine", options->lua_engine,
                         "For a .lua script: lua5.4 (default; sandboxed, CPU budget enforced) or luajit (faster; "
                         "trusted code: compiled traces ignore the budget). --set NAME=VALUE fills its `config` table");

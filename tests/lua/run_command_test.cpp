@@ -70,3 +70,26 @@ TEST(lua_run_command, ScriptFailuresAndBadOptionsSayWhatIsWrong) {
 }
 
 } // namespace
+
+namespace {
+
+TEST(lua_run_command, EbpfObjectChainsToTheScriptGivenWithLua) {
+    const std::string object = std::string(SLUICE_LUA_DATA_DIR) + "/chain_to_lua.o";
+    const std::string input = " --json --in gen:packets=2000,flows=100,mix=tcp:50/udp:50,seed=5";
+    const command_result alone = run("run " + object + input);
+    ASSERT_EQ(alone.status, 0) << alone.output;
+    // Without a script, bpf_sluice_lua has no callee: every IPv4 packet is aborted (the generator sends only IPv4).
+    EXPECT_EQ(packets_of(nlohmann::json::parse(alone.output), "aborted"), 2000U);
+    for (const char* engine : {"lua5.4", "luajit"}) {
+        const command_result chained = run("run " + object + " --lua " + SLUICE_LUA_SOURCE_DIR "/classify.lua" +
+                                           " --lua-engine " + engine + input);
+        ASSERT_EQ(chained.status, 0) << chained.output;
+        const nlohmann::json report = nlohmann::json::parse(chained.output);
+        EXPECT_EQ(packets_of(report, "aborted"), 0U) << engine;
+        EXPECT_GT(packets_of(report, "drop"), 500U) << engine;
+        EXPECT_GT(packets_of(report, "pass"), 500U) << engine;
+        EXPECT_EQ(packets_of(report, "drop") + packets_of(report, "pass"), 2000U) << engine;
+    }
+}
+
+} // namespace
