@@ -180,14 +180,22 @@ public:
     ~afxdp_port() override {
         // libxdp detaches its program by ifindex in the calling thread's namespace: make sure that is ours.
         if (_netns_fd >= 0 && current_netns() != _netns) {
-            std::thread detach([this] {
-                if (::setns(_netns_fd, CLONE_NEWNET) == 0) {
+            bool entered = false;
+            std::thread detach([this, &entered] {
+                entered = ::setns(_netns_fd, CLONE_NEWNET) == 0;
+                if (entered) {
                     _xsk->destroy();
                 }
             });
             detach.join();
+            if (!entered) {
+                // Detaching here could remove the program of another interface with the same ifindex in this
+                // namespace: leave the socket to the end of the process instead.
+                _xsk->socket = nullptr;
+                _xsk->umem = nullptr;
+            }
         }
-        _xsk->destroy(); // no-op if the thread above did it
+        _xsk->destroy(); // no-op if done above
         if (_netns_fd >= 0) {
             ::close(_netns_fd);
         }
