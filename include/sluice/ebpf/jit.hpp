@@ -15,10 +15,14 @@
 //   under the interpreter's contract (interpreter.hpp): a helper may stop the program, ask for a tail call (the
 //   target's compiled code comes from the runner's registry, add_tail_call_target(); at most max_tail_calls), or call
 //   back into the program (bpf_loop, bpf_for_each_map_elem). Function handles are the interpreter's: the address of
-//   the target instruction in the running program's code; the JIT maps them to native entry points.
-// - Load-time specialisation (jit_options::facts from verify()): bpf_map_lookup_elem on a constant array or per-CPU
-//   array map becomes an inline bounds check of the key and address arithmetic, per-CPU arrays resolved to the slot
-//   of jit_options::cpu, as the kernel's array_map_gen_lookup does. Without facts every helper call is a call.
+//   the target instruction in the running program's code; the JIT maps them to native entry points (the targets of
+//   local calls and of function-address lddw; any other handle fails the run, naming it). Helpers must not throw:
+//   no unwind information crosses generated frames.
+// - Load-time specialisation: bpf_map_lookup_elem on a constant array or per-CPU array map becomes an inline bounds
+//   check of the key and address arithmetic, per-CPU arrays resolved to the slot of jit_options::cpu, as the kernel's
+//   array_map_gen_lookup does. The map is constant where verify()'s facts say so (jit_options::facts), or where the
+//   lookup's basic block loads the map's address into r1 itself (needs jit_options::maps). Other calls are calls.
+// - Not compiled: may_goto (validate() refuses it, and the interpreter has no semantics for it yet).
 // - The native code lives in memory mapped writable, filled, then made read+execute: never writable and executable at
 //   once.
 // - Differences from the interpreter, by design: r1..r5 are clobbered by helper calls (as in the kernel; the verifier
