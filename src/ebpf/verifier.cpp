@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "ebpf/verifier/analyzer.hpp"
 #include "ebpf/verifier/messages.hpp"
 #include "ebpf/verifier/program_structure.hpp"
@@ -19,6 +21,28 @@ std::string describe_location(const void* context, std::size_t pc) {
         text += fmt::format("    ({})", source);
     }
     return text;
+}
+
+/// Argument registers whose values the helper's safety depends on: all but ARG_ANYTHING.
+std::uint16_t helper_needs(std::uint32_t id) {
+    const verifier_detail::helper_proto* proto = verifier_detail::find_helper_proto(id);
+    if (proto == nullptr) {
+        return 0x3e;
+    }
+    std::uint16_t needs = 0;
+    for (std::size_t i = 0; i < proto->args.size(); ++i) {
+        const verifier_detail::arg_type arg = proto->args[i];
+        if (arg != verifier_detail::arg_type::none && arg != verifier_detail::arg_type::anything) {
+            needs = static_cast<std::uint16_t>(needs | (1U << (i + 1)));
+        }
+    }
+    return needs;
+}
+
+bool helper_calls_back(std::uint32_t id) {
+    const verifier_detail::helper_proto* proto = verifier_detail::find_helper_proto(id);
+    return proto == nullptr ||
+           std::find(proto->args.begin(), proto->args.end(), verifier_detail::arg_type::func) != proto->args.end();
 }
 
 int helper_arguments(std::uint32_t id) {
@@ -80,13 +104,19 @@ expected<verification_result> verify(const verifier_input& input, const verifier
     // after max_rounds the verifier treats every comparison as decided, which is always sound.
     constexpr int max_rounds = 8;
     std::vector<bool> decided(input.code.size(), false);
+    std::vector<bool> arithmetic(input.code.size(), false);
+    std::vector<bool> through_pointer(input.code.size(), false);
     std::uint64_t processed = 0;
     for (int round = 0;; ++round) {
         const bool last = round + 1 >= max_rounds;
+        verifier_detail::precision_inputs precision{&decided, &arithmetic, &through_pointer, &helper_needs,
+                                                    &helper_calls_back};
         if (last) {
-            decided.assign(input.code.size(), true);
+            precision = verifier_detail::precision_inputs{}; // every comparison, addition and access counts
+            precision.helper_needs = &helper_needs;
+            precision.helper_calls_back = &helper_calls_back;
         }
-        verifier_detail::compute_precision(*structure, input.code, decided, &helper_arguments);
+        verifier_detail::compute_precision(*structure, input.code, precision);
         verifier_detail::analyzer analysis(input, options, *structure);
         auto result = analysis.run();
         if (!result) {
@@ -94,13 +124,17 @@ expected<verification_result> verify(const verifier_input& input, const verifier
         }
         processed += result->instructions_processed;
         bool learned = false;
-        const std::vector<bool>& met = analysis.decided_jumps();
-        for (std::size_t pc = 0; pc < met.size(); ++pc) {
-            if (met[pc] && !decided[pc]) {
-                decided[pc] = true;
-                learned = true;
+        const auto learn = [&](const std::vector<bool>& met, std::vector<bool>& known) {
+            for (std::size_t pc = 0; pc < met.size(); ++pc) {
+                if (met[pc] && !known[pc]) {
+                    known[pc] = true;
+                    learned = true;
+                }
             }
-        }
+        };
+        learn(analysis.decided_jumps(), decided);
+        learn(analysis.pointer_arithmetic(), arithmetic);
+        learn(analysis.stack_through_pointer(), through_pointer);
         if (!learned || last) {
             result->instructions_processed = processed;
             return result;

@@ -58,6 +58,8 @@ analyzer::analyzer(const verifier_input& input, const verifier_options& options,
     _lookup_map.assign(_code.size(), -1);
     _reachable.assign(_code.size(), false);
     _decided.assign(_code.size(), false);
+    _arithmetic.assign(_code.size(), false);
+    _stack_through_pointer.assign(_code.size(), false);
     _stack_depth.assign(structure.functions.size(), 0);
     _calls.resize(structure.functions.size());
 }
@@ -264,6 +266,34 @@ bool analyzer::covers(const verifier_state& old, const verifier_state& cur, bool
             return false;
         }
     }
+    // Ids of numbers whose exact value matters: an imprecise copy of one of them must keep the link (a branch on
+    // the copy narrows the precise one).
+    std::vector<std::uint32_t> precise_ids;
+    std::vector<precision_set> precision(old.frames.size());
+    for (std::size_t f = 0; f < old.frames.size(); ++f) {
+        precision[f] = exact ? precision_set{0x3ff, ~std::uint64_t{0}} : precise_at(cur, f);
+        precision[f].registers &= live_at(cur, f);
+        if (exact) {
+            continue;
+        }
+        const func_state& of = old.frames[f];
+        for (int r = 0; r < frame_pointer; ++r) {
+            const reg_state& o = of.regs[static_cast<std::size_t>(r)];
+            if ((precision[f].registers & (1U << r)) != 0 && o.is_scalar() && o.id != 0) {
+                precise_ids.push_back(o.id);
+            }
+        }
+        for (std::size_t s = 0; s < of.stack.size(); ++s) {
+            const bool slot_precise = s >= 64 || (precision[f].slots & (std::uint64_t{1} << s)) != 0;
+            if (slot_precise && of.stack[s].has_spill() && of.stack[s].spilled.id != 0) {
+                precise_ids.push_back(of.stack[s].spilled.id);
+            }
+        }
+    }
+    const auto imprecise_number = [&](const reg_state& o) {
+        return o.is_scalar() &&
+               (o.id == 0 || std::find(precise_ids.begin(), precise_ids.end(), o.id) == precise_ids.end());
+    };
     for (std::size_t f = 0; f < old.frames.size(); ++f) {
         const func_state& of = old.frames[f];
         const func_state& cf = cur.frames[f];
@@ -271,14 +301,14 @@ bool analyzer::covers(const verifier_state& old, const verifier_state& cur, bool
             return false;
         }
         const std::uint16_t live = live_at(cur, f);
-        const std::uint16_t precise = exact ? live : precise_at(cur, f);
+        const std::uint16_t precise = precision[f].registers;
         for (int r = 0; r < frame_pointer; ++r) {
             if ((live & (1U << r)) == 0) {
                 continue;
             }
             const reg_state& o = of.regs[static_cast<std::size_t>(r)];
             const reg_state& c = cf.regs[static_cast<std::size_t>(r)];
-            if ((precise & (1U << r)) == 0 && o.is_scalar() && c.is_scalar() && o.id == 0) {
+            if (!exact && (precise & (1U << r)) == 0 && c.is_scalar() && imprecise_number(o)) {
                 continue; // no value of this number changes what is safe from here
             }
             if (!reg_ok(o, c)) {
@@ -296,32 +326,33 @@ bool analyzer::covers(const verifier_state& old, const verifier_state& cur, bool
                 }
                 continue;
             }
-            if (os.has_spill()) {
+            if (!slot_live(cur, f, s)) {
+                continue; // no path from here reads it
+            }
+            const bool slot_precise = s >= 64 || (precision[f].slots & (std::uint64_t{1} << s)) != 0;
+            // In a slot no needed register is filled from, numbers (spilled, zero or other data) are all alike: the
+            // current bytes must only be written, and hold no pointer.
+            const bool numbers_alike = !slot_precise && (!os.has_spill() || imprecise_number(os.spilled));
+            if (!numbers_alike && os.has_spill()) {
                 if (!cs.has_spill() || os.spill_start != cs.spill_start || os.spill_size != cs.spill_size ||
                     !reg_ok(os.spilled, cs.spilled)) {
                     return false;
                 }
             }
             for (std::size_t b = 0; b < 8; ++b) {
-                switch (os.bytes[b]) {
-                case slot_byte::invalid:
-                    break;
-                case slot_byte::misc:
-                    if (cs.bytes[b] == slot_byte::invalid ||
-                        (cs.bytes[b] == slot_byte::spill && pointer_to_spill(cs))) {
+                const slot_byte ob = os.bytes[b];
+                const slot_byte cb = cs.bytes[b];
+                if (ob == slot_byte::invalid) {
+                    continue;
+                }
+                if (ob == slot_byte::misc || numbers_alike) {
+                    if (cb == slot_byte::invalid || (cb == slot_byte::spill && pointer_to_spill(cs))) {
                         return false;
                     }
-                    break;
-                case slot_byte::zero:
-                    if (cs.bytes[b] != slot_byte::zero) {
-                        return false;
-                    }
-                    break;
-                case slot_byte::spill:
-                    if (cs.bytes[b] != slot_byte::spill) {
-                        return false;
-                    }
-                    break;
+                    continue;
+                }
+                if (cb != ob) {
+                    return false; // zero must stay zero, a spill a spill
                 }
             }
         }
@@ -423,13 +454,23 @@ std::uint16_t analyzer::live_at(const verifier_state& st, std::size_t frame) con
     return static_cast<std::uint16_t>(live & 0x3c0);
 }
 
-std::uint16_t analyzer::precise_at(const verifier_state& st, std::size_t frame) const {
-    if (frame + 1 == st.frames.size()) {
-        return st.pc < _structure.precise_in.size() ? _structure.precise_in[st.pc] : 0x3ff;
+bool analyzer::slot_live(const verifier_state& st, std::size_t frame, std::size_t slot) const {
+    if (frame + 1 != st.frames.size() || slot >= 64 || st.pc >= _structure.live_slots_in.size()) {
+        return true; // callers' frames may be read through pointers the callee holds
     }
+    return (_structure.live_slots_in[st.pc] & (std::uint64_t{1} << slot)) != 0;
+}
+
+precision_set analyzer::precise_at(const verifier_state& st, std::size_t frame) const {
+    if (frame + 1 == st.frames.size()) {
+        return st.pc < _structure.precise_in.size() ? _structure.precise_in[st.pc]
+                                                    : precision_set{0x3ff, ~std::uint64_t{0}};
+    }
+    // A caller: its r6-r9 as needed where it resumes; its stack entirely (callees reach it through pointers).
     const std::size_t resume = st.frames[frame + 1].callsite + 1;
-    const std::uint16_t precise = resume < _structure.precise_in.size() ? _structure.precise_in[resume] : 0x3ff;
-    return static_cast<std::uint16_t>(precise & 0x3c0);
+    const std::uint16_t registers =
+        resume < _structure.precise_in.size() ? _structure.precise_in[resume].registers : 0x3ff;
+    return precision_set{static_cast<std::uint16_t>(registers & 0x3c0), ~std::uint64_t{0}};
 }
 
 std::string analyzer::location(std::size_t pc) const {

@@ -66,6 +66,10 @@ public:
     /// Conditional jumps whose direction a path knew for certain (or whose scalar operand chose how the verifier
     /// treated them): their operands must be compared exactly when pruning.
     const std::vector<bool>& decided_jumps() const { return _decided; }
+    /// Instructions where a number held in a register moved a pointer.
+    const std::vector<bool>& pointer_arithmetic() const { return _arithmetic; }
+    /// Loads and stores that reached a stack through a pointer other than r10.
+    const std::vector<bool>& stack_through_pointer() const { return _stack_through_pointer; }
 
 private:
     // ---- analyzer.cpp
@@ -84,7 +88,8 @@ private:
     std::string loop_message() const;
     std::uint32_t new_id() { return ++_last_id; }
     std::uint16_t live_at(const verifier_state& st, std::size_t frame) const;
-    std::uint16_t precise_at(const verifier_state& st, std::size_t frame) const;
+    precision_set precise_at(const verifier_state& st, std::size_t frame) const;
+    bool slot_live(const verifier_state& st, std::size_t frame, std::size_t slot) const;
 
     // ---- analyzer_alu.cpp
     expected<void> step_alu(verifier_state& st, const instruction& insn);
@@ -134,7 +139,9 @@ private:
     std::vector<std::uint32_t> _stack_depth;      ///< by function: deepest byte used
     std::vector<std::vector<std::size_t>> _calls; ///< by function: functions it calls or hands to helpers
     std::vector<bool> _reachable;
-    std::vector<bool> _decided; ///< by instruction
+    std::vector<bool> _decided;               ///< by instruction
+    std::vector<bool> _arithmetic;            ///< by instruction
+    std::vector<bool> _stack_through_pointer; ///< by instruction
     std::uint32_t _last_id{};
     std::uint64_t _processed{};
     std::uint64_t _last_stored{}; ///< _processed when the last state was kept

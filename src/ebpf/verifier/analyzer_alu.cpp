@@ -241,6 +241,9 @@ expected<void> analyzer::pointer_arithmetic(verifier_state& st, const instructio
                        "compute offsets as numbers, then add them to the pointer"});
     }
     const int pointer_register = pointer == &dst ? insn.dst : src_register;
+    if (number == &dst || src_register >= 0) {
+        _arithmetic[st.pc] = true; // the value of a register moved a pointer: it must be exact when pruning
+    }
     switch (pointer->type) {
     case reg_type::map_value_or_null:
     case reg_type::mem_or_null:

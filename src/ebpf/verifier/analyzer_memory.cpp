@@ -426,6 +426,9 @@ expected<void> analyzer::access_memory(verifier_state& st, int base_register, st
         return {};
     }
     case reg_type::stack:
+        if (base_register != frame_pointer) {
+            _stack_through_pointer[st.pc] = true;
+        }
         return access_stack(st, base, offset, size, kind, stored, loaded, sign_extend, base_register);
     }
     return {};
@@ -586,6 +589,7 @@ expected<void> analyzer::check_helper_memory(verifier_state& st, int r, std::uin
                            "make the buffer smaller or keep it in a map"});
         }
         note_stack_depth(st, reg.frame, at);
+        _stack_through_pointer[st.pc] = true; // the helper reads or writes the stack: its slots are live here
         func_state& frame = st.frames[reg.frame];
         if (helper_writes) {
             ensure_slots(frame, at);

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -101,41 +102,85 @@ void uses_and_defs(const instruction& insn, int (*helper_arguments)(std::uint32_
     use = static_cast<std::uint16_t>(bit(insn.dst) | (from_register ? bit(insn.src) : 0));
 }
 
-/// The registers whose values must be exact before `insn`, given those needed after it.
-std::uint16_t needed_before(const instruction& insn, std::uint16_t after, bool in_main, bool decided,
-                            int (*helper_arguments)(std::uint32_t)) {
+/// What must be exact before `insn`, given what is needed after it.
+precision_set needed_before(const instruction& insn, precision_set after, bool in_main, bool decided,
+                            bool pointer_arithmetic, bool stack_through_pointer, const precision_inputs& inputs) {
     const auto bit = [](int r) { return static_cast<std::uint16_t>(r < frame_pointer ? 1U << r : 0U); };
     const bool from_register = op::source(insn.opcode) == op::src_x;
     const std::uint16_t dst = bit(insn.dst);
     const std::uint16_t src = from_register ? bit(insn.src) : 0;
+    constexpr std::uint64_t all_slots = ~std::uint64_t{0};
+    precision_set before = after;
+    const auto slot_of = [](std::int16_t offset, int size) -> std::optional<std::uint64_t> {
+        if (offset >= 0 || offset < -stack_size || (-offset - 1) / 8 != (-(offset + size - 1) - 1) / 8) {
+            return std::nullopt;
+        }
+        return std::uint64_t{1} << ((-offset - 1) / 8);
+    };
     switch (op::cls(insn.opcode)) {
     case op::cls_alu:
     case op::cls_alu64: {
         const std::uint8_t operation = op::alu_op(insn.opcode);
-        const bool dst_needed = (after & dst) != 0;
-        auto before = static_cast<std::uint16_t>(after & ~dst);
+        const bool dst_needed = (after.registers & dst) != 0;
+        before.registers = static_cast<std::uint16_t>(after.registers & ~dst);
         if (operation == op::alu_mov) {
-            return static_cast<std::uint16_t>(before | (dst_needed ? src : 0));
+            before.registers |= dst_needed ? src : std::uint16_t{0};
+            return before;
         }
         if (dst_needed) {
-            before |= static_cast<std::uint16_t>(dst | src);
+            before.registers |= static_cast<std::uint16_t>(dst | src);
         }
-        // A register added to or subtracted from another may be a pointer's offset.
-        if (from_register && (operation == op::alu_add || operation == op::alu_sub)) {
-            before |= static_cast<std::uint16_t>(dst | src);
+        if (from_register && pointer_arithmetic && (operation == op::alu_add || operation == op::alu_sub)) {
+            before.registers |= static_cast<std::uint16_t>(dst | src); // a number moved a pointer here
         }
         return before;
     }
     case op::cls_ld:
-        return static_cast<std::uint16_t>(after & ~dst);
-    case op::cls_ldx:
-        return static_cast<std::uint16_t>((after & ~dst) | bit(insn.src));
+        before.registers = static_cast<std::uint16_t>(after.registers & ~dst);
+        return before;
+    case op::cls_ldx: {
+        const bool needed = (after.registers & dst) != 0;
+        before.registers = static_cast<std::uint16_t>(after.registers & ~dst);
+        if (needed) {
+            const auto slot =
+                insn.src == frame_pointer ? slot_of(insn.offset, op::access_bytes(insn.opcode)) : std::nullopt;
+            if (slot) {
+                before.slots |= *slot;
+            } else if (insn.src != frame_pointer && stack_through_pointer) {
+                before.slots |= all_slots; // through a copy of a stack pointer it may be any slot
+            }
+        }
+        return before;
+    }
     case op::cls_st:
-        return static_cast<std::uint16_t>(after | dst);
     case op::cls_stx: {
-        auto before = static_cast<std::uint16_t>(after | dst | bit(insn.src));
-        if (op::mode(insn.opcode) == op::mode_atomic && insn.imm == op::atomic_cmpxchg) {
-            before |= bit(0);
+        const int size = op::access_bytes(insn.opcode);
+        const std::uint16_t value = op::cls(insn.opcode) == op::cls_stx ? bit(insn.src) : 0;
+        if (op::mode(insn.opcode) == op::mode_atomic) {
+            before.registers |= value;
+            if (insn.imm == op::atomic_cmpxchg) {
+                before.registers |= bit(0);
+            }
+            return before;
+        }
+        if (insn.dst == frame_pointer) {
+            const auto slot = slot_of(insn.offset, size);
+            if (!slot) {
+                return before;
+            }
+            const bool needed = (after.slots & *slot) != 0;
+            if (size == 8 && insn.offset % 8 == 0) {
+                before.slots &= ~*slot; // the whole slot is written here
+            }
+            if (needed) {
+                before.registers |= value;
+            }
+            return before;
+        }
+        // Through another pointer: the packet or a map value (the value does not matter), or a stack slot of this
+        // function (it matters when a slot is needed), or a caller's stack (it may matter).
+        if (stack_through_pointer && (!in_main || after.slots != 0)) {
+            before.registers |= value;
         }
         return before;
     }
@@ -144,19 +189,22 @@ std::uint16_t needed_before(const instruction& insn, std::uint16_t after, bool i
     }
     const std::uint8_t operation = op::alu_op(insn.opcode);
     if (operation == op::jmp_exit) {
-        return in_main ? 0 : bit(0); // a function's result may be used; the program's return value is not checked
+        before = precision_set{};
+        before.registers = in_main ? 0 : bit(0); // a function's result may be used; the program's is not checked
+        return before;
     }
     if (operation == op::jmp_call) {
-        int arguments = 5;
-        if (insn.opcode == op::call && insn.src == op::call_helper && helper_arguments != nullptr) {
-            arguments = helper_arguments(static_cast<std::uint32_t>(insn.imm));
-        }
-        auto before = static_cast<std::uint16_t>(after & ~0x3fU);
-        for (int r = 1; r <= arguments; ++r) {
-            before |= bit(r);
-        }
-        if (insn.opcode == op::callx) {
-            before |= dst;
+        before.registers = static_cast<std::uint16_t>(after.registers & ~0x3fU);
+        if (insn.opcode == op::call && insn.src == op::call_helper) {
+            const auto id = static_cast<std::uint32_t>(insn.imm);
+            before.registers |= inputs.helper_needs != nullptr ? inputs.helper_needs(id) : std::uint16_t{0x3e};
+            if (inputs.helper_calls_back == nullptr || inputs.helper_calls_back(id)) {
+                before.slots = all_slots;
+            }
+        } else {
+            before.registers |= std::uint16_t{0x3e}; // r1..r5 of a function (or callx) may be used anywhere in it
+            before.registers |= insn.opcode == op::callx ? dst : std::uint16_t{0};
+            before.slots = all_slots; // and it may read this function's stack through a pointer
         }
         return before;
     }
@@ -166,29 +214,98 @@ std::uint16_t needed_before(const instruction& insn, std::uint16_t after, bool i
     if (!decided) {
         return after; // both directions were followed: the operands' exact values did not choose a path
     }
-    return static_cast<std::uint16_t>(after | dst | src); // the comparison decided which paths exist
+    before.registers |= static_cast<std::uint16_t>(dst | src); // the comparison decided which paths exist
+    return before;
+}
+
+/// Stack slots of this function that may be read from `insn` on, given those live after it.
+std::uint64_t slots_live_before(const instruction& insn, std::uint64_t after, bool stack_through_pointer,
+                                const precision_inputs& inputs) {
+    constexpr std::uint64_t all_slots = ~std::uint64_t{0};
+    const auto slot_of = [](std::int16_t offset, int size) -> std::uint64_t {
+        if (offset >= 0 || offset < -stack_size) {
+            return 0;
+        }
+        const int first = (-offset - 1) / 8;
+        const int last = (-(offset + size - 1) - 1) / 8;
+        std::uint64_t slots = 0;
+        for (int s = std::min(first, last); s <= std::max(first, last) && s < 64; ++s) {
+            slots |= std::uint64_t{1} << s;
+        }
+        return slots;
+    };
+    const std::uint8_t cls = op::cls(insn.opcode);
+    if (cls == op::cls_ldx || (cls == op::cls_stx && op::mode(insn.opcode) == op::mode_atomic)) {
+        const int base = cls == op::cls_ldx ? insn.src : insn.dst;
+        if (base == frame_pointer) {
+            return after | slot_of(insn.offset, op::access_bytes(insn.opcode));
+        }
+        return stack_through_pointer ? all_slots : after;
+    }
+    if (cls == op::cls_st || cls == op::cls_stx) {
+        if (insn.dst == frame_pointer && op::access_bytes(insn.opcode) == 8 && insn.offset % 8 == 0) {
+            return after & ~slot_of(insn.offset, 8); // written whole before any read
+        }
+        return after;
+    }
+    if (op::is_jump(insn.opcode)) {
+        const std::uint8_t operation = op::alu_op(insn.opcode);
+        if (operation == op::jmp_exit) {
+            return 0; // the frame ends
+        }
+        if (operation == op::jmp_call) {
+            if (insn.opcode == op::call && insn.src == op::call_helper) {
+                const bool calls_back = inputs.helper_calls_back == nullptr ||
+                                        inputs.helper_calls_back(static_cast<std::uint32_t>(insn.imm));
+                return calls_back || stack_through_pointer ? all_slots : after;
+            }
+            return all_slots; // a function may read this frame through a pointer
+        }
+    }
+    return after;
 }
 
 } // namespace
 
-void compute_precision(program_structure& s, std::span<const instruction> code, const std::vector<bool>& decided_jumps,
-                       int (*helper_arguments)(std::uint32_t)) {
+void compute_precision(program_structure& s, std::span<const instruction> code, const precision_inputs& inputs) {
     const std::size_t size = code.size();
-    s.precise_in.assign(size, 0);
+    s.precise_in.assign(size, precision_set{});
+    s.live_slots_in.assign(size, 0);
     for (bool changed = true; changed;) {
         changed = false;
         for (std::size_t i = size; i-- > 0;) {
             if (s.second_half[i]) {
                 continue;
             }
-            std::uint16_t out = 0;
+            std::uint64_t out = 0;
             for (const std::size_t next : s.successors[i]) {
-                out |= s.precise_in[next];
+                out |= s.live_slots_in[next];
             }
-            const bool in_main = s.function_at[i] == 0;
-            const auto in = static_cast<std::uint16_t>(
-                needed_before(code[i], out, in_main, decided_jumps[i], helper_arguments) & s.live_in[i]);
-            if (in != s.precise_in[i]) {
+            const bool through_pointer = inputs.stack_through_pointer == nullptr || (*inputs.stack_through_pointer)[i];
+            const std::uint64_t in = slots_live_before(code[i], out, through_pointer, inputs);
+            if (in != s.live_slots_in[i]) {
+                s.live_slots_in[i] = in;
+                changed = true;
+            }
+        }
+    }
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (std::size_t i = size; i-- > 0;) {
+            if (s.second_half[i]) {
+                continue;
+            }
+            precision_set out;
+            for (const std::size_t next : s.successors[i]) {
+                out = out | s.precise_in[next];
+            }
+            const bool decided = inputs.decided_jumps == nullptr || (*inputs.decided_jumps)[i];
+            const bool arithmetic = inputs.pointer_arithmetic == nullptr || (*inputs.pointer_arithmetic)[i];
+            const bool through_pointer = inputs.stack_through_pointer == nullptr || (*inputs.stack_through_pointer)[i];
+            precision_set in =
+                needed_before(code[i], out, s.function_at[i] == 0, decided, arithmetic, through_pointer, inputs);
+            in.registers &= s.live_in[i];
+            if (!(in == s.precise_in[i])) {
                 s.precise_in[i] = in;
                 changed = true;
             }
@@ -334,7 +451,7 @@ expected<program_structure> analyse_structure(std::span<const instruction> code,
     }
 
     s.successors = std::move(successors);
-    compute_precision(s, code, std::vector<bool>(size, true), helper_arguments);
+    compute_precision(s, code, precision_inputs{});
 
     // Prune points: where paths meet (jump targets), after branches and calls, and at callback entries.
     s.prune_point.assign(size, false);
