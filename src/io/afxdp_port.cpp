@@ -513,7 +513,7 @@ expected<std::unique_ptr<port>> detail::open_afxdp_port(std::string_view spec, s
     }
     auto handles = std::make_unique<xsk_handles>();
     int status = -EINVAL;
-    std::string first_reason;
+    std::string reason;
     bool generic = false;
     for (const attempt& next : attempts) {
         (void)take_library_message();
@@ -529,10 +529,9 @@ expected<std::unique_ptr<port>> detail::open_afxdp_port(std::string_view spec, s
             generic = next.xdp_flags == XDP_FLAGS_SKB_MODE;
             break;
         }
-        if (first_reason.empty()) {
-            const std::string message = take_library_message();
-            first_reason = fmt::format("{}{}{}", std::strerror(-status), message.empty() ? "" : "; libxdp: ", message);
-        }
+        // The last attempt's reason: it is the least demanding one (copy mode, generic XDP) or the one that stopped.
+        const std::string message = take_library_message();
+        reason = fmt::format("{}{}{}", std::strerror(-status), message.empty() ? "" : "; ", message);
         if (status == -EPERM || status == -EACCES || status == -ENODEV || status == -EBUSY) {
             break; // no mode or copy setting changes these
         }
@@ -546,10 +545,10 @@ expected<std::unique_ptr<port>> detail::open_afxdp_port(std::string_view spec, s
         if (status == -EBUSY) {
             return port_error(spec, fmt::format("'{}' queue {} is busy: another AF_XDP socket or XDP program holds it "
                                                 "({})",
-                                                interface, queue, first_reason));
+                                                interface, queue, reason));
         }
-        return port_error(
-            spec, fmt::format("cannot open an AF_XDP socket on '{}' queue {}: {}", interface, queue, first_reason));
+        return port_error(spec,
+                          fmt::format("cannot open an AF_XDP socket on '{}' queue {}: {}", interface, queue, reason));
     }
     port_options used = options;
     used.ring_size = ring_size;

@@ -15,6 +15,11 @@
 
 #include <gtest/gtest.h>
 
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <unistd.h>
+
 #include "../support/netns.hpp"
 #include "sluice/io/port.hpp"
 
@@ -293,6 +298,29 @@ TEST_F(veth_ports, afxdp_counts_what_the_kernel_dropped_as_missed) {
     EXPECT_GE(stats.rx_missed, 400U - 2 * 64) << "a 64-slot RX ring and 64 fill buffers hold at most 128";
     EXPECT_LE(stats.rx_missed, 400U);
     EXPECT_EQ(stats.rx_packets, 0U);
+}
+
+// An interface that already runs someone's XDP program keeps it: the port refuses, saying why.
+TEST_F(veth_ports, afxdp_leaves_another_program_in_place) {
+    const bpf_insn pass[] = {
+        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, XDP_PASS},
+        {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+    };
+    const int program = bpf_prog_load(BPF_PROG_TYPE_XDP, "someone_else", "GPL", pass, std::size(pass), nullptr);
+    ASSERT_GE(program, 0) << std::strerror(errno);
+    const int ifindex = static_cast<int>(_sluice->ifindex_of(_sluice_if));
+    ASSERT_EQ(_sluice->run([&] { return bpf_xdp_attach(ifindex, program, XDP_FLAGS_DRV_MODE, nullptr); }), 0);
+    std::uint32_t before = 0;
+    ASSERT_EQ(_sluice->run([&] { return bpf_xdp_query_id(ifindex, XDP_FLAGS_DRV_MODE, &before); }), 0);
+    const std::string spec = "afxdp:" + _sluice_if;
+    auto opened = _sluice->run([&] { return std::optional(open_port(spec, _pool)); });
+    ASSERT_TRUE(opened);
+    ASSERT_FALSE(*opened);
+    EXPECT_NE(opened->error().message.find("busy"), std::string::npos) << opened->error().message;
+    std::uint32_t after = 0;
+    ASSERT_EQ(_sluice->run([&] { return bpf_xdp_query_id(ifindex, XDP_FLAGS_DRV_MODE, &after); }), 0);
+    EXPECT_EQ(after, before) << "the program that was there is still attached";
+    ::close(program);
 }
 
 TEST_F(veth_ports, afxdp_in_generic_mode) {
