@@ -70,7 +70,10 @@ public:
                 _pool.release(item);
                 break;
             }
-            const ssize_t length = ::read(_fd, item->packet().data(), item->capacity());
+            // One byte more than a frame holds: tun cuts a packet to the buffer and returns the cut length, so only
+            // a read that fills the extra byte tells an oversized packet (the byte lands in the frame's tailroom
+            // reserve, inside its buffer).
+            const ssize_t length = ::read(_fd, item->packet().data(), item->capacity() + 1);
             if (length < 0) {
                 _pool.release(item);
                 if (errno == EINTR) {
@@ -93,7 +96,7 @@ public:
             }
             const auto bytes = static_cast<std::uint32_t>(length);
             if (bytes < ethernet_header_length || bytes > item->capacity()) {
-                ++_stats.rx_errors; // a runt without an Ethernet header, or a packet tun cut to the frame's size
+                ++_stats.rx_errors; // a runt without an Ethernet header, or a packet larger than a frame
                 _pool.release(item);
                 continue;
             }

@@ -574,6 +574,31 @@ TEST_F(tap_ports, survives_its_device_going_away) {
     expect_a_quiet_dead_port(*_port, _pool);
 }
 
+// A packet larger than a frame (a 9000-byte MTU, frames of 3520 bytes) is counted as an RX error, never cut.
+TEST_F(tap_ports, a_packet_larger_than_a_frame_is_an_rx_error) {
+    ASSERT_TRUE(_host->ip("link set dev " + _tap + " mtu 9000").ok());
+    ASSERT_TRUE(_host->ip("neigh replace 10.78.0.2 lladdr 02:00:00:00:00:01 dev " + _tap + " nud permanent").ok());
+    auto socket = test::udp_socket::open(*_host, "10.78.0.1", 7003);
+    ASSERT_TRUE(socket);
+    ASSERT_TRUE(socket->send_to("10.78.0.2", 7004, std::vector<std::uint8_t>(5000, 0x17)));
+    ASSERT_TRUE(socket->send_to("10.78.0.2", 7004, payload("sluice tap small", 0)));
+    std::array<xdp::frame*, 64> frames{};
+    std::size_t small = 0;
+    const auto deadline = std::chrono::steady_clock::now() + 3s;
+    while (small == 0 && std::chrono::steady_clock::now() < deadline) {
+        const std::size_t got = _port->rx_batch(frames);
+        for (std::size_t i = 0; i < got; ++i) {
+            EXPECT_LE(frames[i]->length(), frames[i]->capacity());
+            if (starts_with(test::udp_payload(frames[i]->packet()), "sluice tap small")) {
+                ++small;
+            }
+            _pool.release(frames[i]);
+        }
+    }
+    EXPECT_EQ(small, 1U) << "the packet after the large one still arrives";
+    EXPECT_EQ(_port->stats().rx_errors, 1U);
+}
+
 TEST_F(tap_ports, features) {
     const port_features& features = _port->features();
     EXPECT_EQ(features.kind, "tap");
