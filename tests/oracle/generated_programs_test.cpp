@@ -25,11 +25,34 @@ std::uint64_t seed_base() {
     return text == nullptr ? 0x0a11'0000 : std::strtoull(text, nullptr, 0);
 }
 
-class generated_programs : public ::testing::TestWithParam<std::uint64_t> {};
+/// A shard of programs and what runs them on sluice's side.
+struct shard_case {
+    std::uint64_t shard{};
+    sluice_engine engine{sluice_engine::interpreter};
+};
+
+void PrintTo(const shard_case& test_case, std::ostream* out) {
+    *out << "shard " << test_case.shard << " on the " << to_string(test_case.engine);
+}
+
+std::vector<shard_case> shard_cases() {
+    std::vector<shard_case> all;
+    for (std::uint64_t shard = 0; shard < shards; ++shard) {
+        all.push_back({shard, sluice_engine::interpreter});
+    }
+    // The JIT on programs of its own (shards after the interpreter's), half as many.
+    for (std::uint64_t shard = shards; shard < shards + shards / 2; ++shard) {
+        all.push_back({shard, sluice_engine::jit});
+    }
+    return all;
+}
+
+class generated_programs : public ::testing::TestWithParam<shard_case> {};
 
 TEST_P(generated_programs, agree_with_the_kernel) {
     SLUICE_REQUIRE_KERNEL_ORACLE();
-    const std::uint64_t shard = GetParam();
+    const std::uint64_t shard = GetParam().shard;
+    const sluice_engine engine = GetParam().engine;
     std::uint64_t programs = 0;
     std::uint64_t packets = 0;
     for (std::uint64_t n = 0; n < programs_per_shard; ++n) {
@@ -42,7 +65,7 @@ TEST_P(generated_programs, agree_with_the_kernel) {
             continue; // debugging one program
         }
         const sluice::testing::generated_program program = sluice::testing::generate_program(seed, options);
-        auto pair = oracle_pair::from_generated(program);
+        auto pair = oracle_pair::from_generated(program, engine);
         ASSERT_TRUE(pair) << "seed " << seed << ": " << pair.error().message << "\n"
                           << sluice::testing::describe(program);
         const std::string filled = (*pair)->fill_randomly(seed, fill_entries);
@@ -61,8 +84,8 @@ TEST_P(generated_programs, agree_with_the_kernel) {
         ++programs;
         packets += (*pair)->counts().packets;
     }
-    std::cout << "shard " << shard << ": " << programs << " generated programs x " << packets_per_program
-              << " packets = " << packets << " runs agreed with the kernel\n";
+    std::cout << "shard " << shard << " (" << to_string(engine) << "): " << programs << " generated programs x "
+              << packets_per_program << " packets = " << packets << " runs agreed with the kernel\n";
     RecordProperty("programs", static_cast<int>(programs));
     RecordProperty("packets", static_cast<int>(packets));
 }
@@ -107,6 +130,10 @@ TEST(generated_programs, unsafe_ones_the_kernel_accepts_agree_too) {
     EXPECT_GT(refused, 50);
 }
 
-INSTANTIATE_TEST_SUITE_P(shard, generated_programs, ::testing::Range<std::uint64_t>(0, shards));
+INSTANTIATE_TEST_SUITE_P(shard, generated_programs, ::testing::ValuesIn(shard_cases()),
+                         [](const ::testing::TestParamInfo<shard_case>& param_info) {
+                             return std::to_string(param_info.param.shard) + "_" +
+                                    std::string(to_string(param_info.param.engine));
+                         });
 
 } // namespace

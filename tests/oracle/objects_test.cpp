@@ -36,7 +36,7 @@ struct object_case {
 
 /// How ctest names the case.
 void PrintTo(const object_case& test_case, std::ostream* out) {
-    *out << test_case.object << ":" << test_case.program;
+    *out << test_case.object << ":" << test_case.program << " on the " << to_string(test_case.options.engine);
 }
 
 std::string examples_dir() {
@@ -78,7 +78,7 @@ std::string ddos_setup(oracle_pair& pair, bool time_free) {
 }
 
 std::vector<object_case> example_cases() {
-    return {
+    std::vector<object_case> interpreted{
         {"xdp_pass", "xdp_pass.o", "xdp_pass", {}, nullptr, true},
         {"xdp_parse_count", "xdp_parse_count.o", "xdp_parse_count", {}, nullptr, false},
         {"xdp_parse_count_keep_expired", "xdp_parse_count.o", "xdp_parse_count", {{"drop_expired=0"}}, nullptr, false},
@@ -96,6 +96,14 @@ std::vector<object_case> example_cases() {
         {"global_config_udp_53", "global_config.o", "port_filter", {{"blocked_port=53"}}, nullptr, false},
         {"global_config_disabled", "global_config.o", "port_filter", {{"enabled=0"}}, nullptr, false},
     };
+    // The same again with sluice's JIT.
+    std::vector<object_case> all = interpreted;
+    for (object_case test_case : interpreted) {
+        test_case.name += "_jit";
+        test_case.options.engine = sluice_engine::jit;
+        all.push_back(std::move(test_case));
+    }
+    return all;
 }
 
 /// Runs the corpus (and jumbo packets when the case allows) through both; fails with the first difference.

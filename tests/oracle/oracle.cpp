@@ -184,8 +184,39 @@ oracle_pair::~oracle_pair() {
     _kernel.reset();
 }
 
-expected<void> oracle_pair::prepare_sluice(std::span<const ebpf::instruction> code) {
+std::string_view to_string(sluice_engine engine) {
+    return engine == sluice_engine::jit ? "jit" : "interpreter";
+}
+
+expected<void> oracle_pair::prepare_sluice(std::span<const ebpf::instruction> code, sluice_engine engine) {
     _code = code;
+    _state.programs = &_registry;
+    if (engine == sluice_engine::jit) {
+        auto compiled = ebpf::jit_program::compile(code, ebpf::xdp_helper_table());
+        if (!compiled) {
+            return error{"sluice's JIT refused the program: " + compiled.error().message};
+        }
+        _compiled.push_back(std::move(compiled.value()));
+        if (_loaded) {
+            // Tail-call targets: every other program of the object, compiled too.
+            for (const auto& candidate : _loaded->programs()) {
+                if (candidate->code.data() == code.data()) {
+                    continue;
+                }
+                auto target = ebpf::jit_program::compile(candidate->code, ebpf::xdp_helper_table());
+                if (!target) {
+                    return error{
+                        fmt::format("sluice's JIT refused program '{}': {}", candidate->name, target.error().message)};
+                }
+                _compiled.push_back(std::move(target.value()));
+            }
+        }
+        _jit.emplace(_compiled.front());
+        for (std::size_t i = 1; i < _compiled.size(); ++i) {
+            _jit->add_tail_call_target(_compiled[i]);
+        }
+        return {};
+    }
     // Checked mode: a sluice bug shows as a fault naming the instruction rather than as a crash of the test.
     auto machine =
         ebpf::interpreter::create(code, ebpf::xdp_helper_table(), {.checked = true, .instruction_limit = 100'000'000});
@@ -197,7 +228,6 @@ expected<void> oracle_pair::prepare_sluice(std::span<const ebpf::instruction> co
     if (_loaded) {
         _memory.register_maps(*_loaded);
     }
-    _state.programs = &_registry;
     return {};
 }
 
@@ -289,7 +319,7 @@ expected<std::unique_ptr<oracle_pair>> oracle_pair::from_object(const std::strin
         }
         pair->_registry.add(candidate.get(), *runnable);
     }
-    if (auto prepared = pair->prepare_sluice(chosen->code); !prepared) {
+    if (auto prepared = pair->prepare_sluice(chosen->code, options.engine); !prepared) {
         return prepared.error();
     }
     const auto& specs = pair->_loaded->map_specs();
@@ -312,7 +342,8 @@ expected<std::unique_ptr<oracle_pair>> oracle_pair::from_object(const std::strin
     return pair;
 }
 
-expected<std::unique_ptr<oracle_pair>> oracle_pair::from_generated(const testing::generated_program& program) {
+expected<std::unique_ptr<oracle_pair>> oracle_pair::from_generated(const testing::generated_program& program,
+                                                                   sluice_engine engine) {
     std::unique_ptr<oracle_pair> pair(new oracle_pair());
     std::vector<int> fds;
     for (const ebpf::map_definition& definition : program.maps) {
@@ -357,7 +388,7 @@ expected<std::unique_ptr<oracle_pair>> oracle_pair::from_generated(const testing
         return error{"sluice cannot instantiate the program: " + ready.error().message};
     }
     pair->_instantiated.emplace(std::move(ready.value()));
-    if (auto prepared = pair->prepare_sluice(pair->_instantiated->code); !prepared) {
+    if (auto prepared = pair->prepare_sluice(pair->_instantiated->code, engine); !prepared) {
         return prepared.error();
     }
     for (std::size_t i = 0; i < program.maps.size(); ++i) {
@@ -504,9 +535,15 @@ run_result oracle_pair::run_sluice(const test_packet& packet, std::uint32_t ifin
     context.data_meta = context.data - packet.meta.size();
     std::copy(packet.meta.begin(), packet.meta.end(), context.data_meta);
     frame->set_ingress(ifindex, rx_queue);
-    _memory.begin_packet(*frame);
     _state.begin_packet(context);
-    const auto run = _machine->run({reinterpret_cast<std::uintptr_t>(&context), 0, 0, 0, 0}, &_state);
+    const std::array<std::uint64_t, 5> arguments{reinterpret_cast<std::uintptr_t>(&context), 0, 0, 0, 0};
+    expected<std::uint64_t> run = std::uint64_t{0};
+    if (_jit) {
+        run = _jit->run(arguments, &_state);
+    } else {
+        _memory.begin_packet(*frame);
+        run = _machine->run(arguments, &_state);
+    }
     if (!run) {
         result.error = "sluice: " + run.error().message;
     } else {

@@ -35,6 +35,7 @@
 #include "packets.hpp"
 #include "sluice/ebpf/helpers.hpp"
 #include "sluice/ebpf/interpreter.hpp"
+#include "sluice/ebpf/jit.hpp"
 #include "sluice/ebpf/loader.hpp"
 #include "sluice/expected.hpp"
 #include "sluice/xdp/frame.hpp"
@@ -78,9 +79,18 @@ struct map_pair {
     std::vector<std::vector<std::uint8_t>> kernel_records; ///< ringbuf: what the consumer received, not yet compared
 };
 
+/// What runs the program on sluice's side.
+enum class sluice_engine : std::uint8_t {
+    interpreter, ///< the reference, in checked mode: a sluice bug shows as a fault, not a crash
+    jit,         ///< x86-64 native code (ebpf/jit.hpp), unchecked: the kernel's verifier accepted the program
+};
+
+std::string_view to_string(sluice_engine engine);
+
 /// How to load an object on both sides.
 struct object_options {
     std::vector<std::string> rodata; ///< `NAME=VALUE` for `const volatile` globals, as `sluice run --set`
+    sluice_engine engine{sluice_engine::interpreter};
 };
 
 /// Counts of what was compared, for the report.
@@ -93,7 +103,8 @@ class oracle_pair {
 public:
     static expected<std::unique_ptr<oracle_pair>> from_object(const std::string& path, const std::string& program,
                                                               const object_options& options = {});
-    static expected<std::unique_ptr<oracle_pair>> from_generated(const testing::generated_program& program);
+    static expected<std::unique_ptr<oracle_pair>> from_generated(const testing::generated_program& program,
+                                                                 sluice_engine engine = sluice_engine::interpreter);
     ~oracle_pair();
     oracle_pair(const oracle_pair&) = delete;
     oracle_pair& operator=(const oracle_pair&) = delete;
@@ -125,7 +136,7 @@ public:
 
 private:
     oracle_pair();
-    expected<void> prepare_sluice(std::span<const ebpf::instruction> code);
+    expected<void> prepare_sluice(std::span<const ebpf::instruction> code, sluice_engine engine);
 
     struct kernel_side;
     std::unique_ptr<ebpf::testing::pin_to_cpu0> _pinned; ///< first in, last out: the whole pair's life on cpu 0
@@ -136,6 +147,8 @@ private:
     ebpf::program_registry _registry;
     ebpf::execution_state _state;
     std::optional<ebpf::interpreter> _machine;
+    std::vector<ebpf::jit_program> _compiled; ///< JIT: the program first, then the object's other programs
+    std::optional<ebpf::jit_runner> _jit;
     xdp::checked_memory _memory; ///< checked mode's regions: the frame, the context, array maps and global data
     xdp::frame_pool _pool{1};
     xdp::frame_pool _jumbo_pool{1, xdp::jumbo_frame_size}; ///< packets beyond 3520 bytes (no frags in sluice)

@@ -22,23 +22,26 @@ constexpr std::uint64_t packet_seed = 0x0000'9a11;
 struct program_case {
     std::string object;
     std::string program;
+    sluice_engine engine{sluice_engine::interpreter};
 };
 
 std::vector<program_case> cases() {
     std::vector<program_case> all;
-    for (const char* program : {"adjust_head", "adjust_tail", "adjust_meta", "load_store_bytes", "checksum", "redirect",
-                                "check_mtu", "loops", "environment", "trace"}) {
-        all.push_back({"oracle_helpers", program});
-    }
-    for (const char* program : {"arrays", "hashes", "lru_maps", "lpm_trie", "queues", "ringbuf"}) {
-        all.push_back({"oracle_maps", program});
+    for (const sluice_engine engine : {sluice_engine::interpreter, sluice_engine::jit}) {
+        for (const char* program : {"adjust_head", "adjust_tail", "adjust_meta", "load_store_bytes", "checksum",
+                                    "redirect", "check_mtu", "loops", "environment", "trace"}) {
+            all.push_back({"oracle_helpers", program, engine});
+        }
+        for (const char* program : {"arrays", "hashes", "lru_maps", "lpm_trie", "queues", "ringbuf"}) {
+            all.push_back({"oracle_maps", program, engine});
+        }
     }
     return all;
 }
 
 /// How ctest names the case.
 void PrintTo(const program_case& test_case, std::ostream* out) {
-    *out << test_case.object << ":" << test_case.program;
+    *out << test_case.object << ":" << test_case.program << " on the " << to_string(test_case.engine);
 }
 
 void no_trace(std::string_view, unsigned, void*) {}
@@ -49,7 +52,7 @@ TEST_P(written_programs, agree_with_the_kernel) {
     SLUICE_REQUIRE_KERNEL_ORACLE();
     const program_case& test_case = GetParam();
     auto pair = oracle_pair::from_object(std::string(SLUICE_ORACLE_PROGRAMS_DIR) + "/" + test_case.object + ".o",
-                                         test_case.program);
+                                         test_case.program, {.rodata = {}, .engine = test_case.engine});
     ASSERT_TRUE(pair) << pair.error().message;
     ebpf::execution_state& state = (*pair)->sluice_state();
     state.mtus = {{loopback_ifindex, 65536}}; // the loopback device's MTU, where BPF_PROG_TEST_RUN runs
@@ -60,13 +63,15 @@ TEST_P(written_programs, agree_with_the_kernel) {
         ASSERT_EQ((*pair)->compare(corpus[i]), "") << test_case.object << " program " << test_case.program
                                                    << ", packet " << i << " (seed " << packet_seed << ")";
     }
-    std::cout << test_case.object << " " << test_case.program << ": " << (*pair)->counts().packets
-              << " packets agreed, maps compared " << (*pair)->counts().map_comparisons << " times\n";
+    std::cout << test_case.object << " " << test_case.program << " (" << to_string(test_case.engine)
+              << "): " << (*pair)->counts().packets << " packets agreed, maps compared "
+              << (*pair)->counts().map_comparisons << " times\n";
 }
 
 INSTANTIATE_TEST_SUITE_P(oracle, written_programs, ::testing::ValuesIn(cases()),
                          [](const ::testing::TestParamInfo<program_case>& param_info) {
-                             return param_info.param.object + "_" + param_info.param.program;
+                             return param_info.param.object + "_" + param_info.param.program + "_" +
+                                    std::string(to_string(param_info.param.engine));
                          });
 
 } // namespace
