@@ -120,7 +120,13 @@ public:
                 ++_stats.tx_errors;
             }
             const auto packet = item->packet();
-            if (packet.size() > tx_slot_size - tx_data_offset || packet.size() < ethernet_header_length) {
+            // The kernel refuses what exceeds the MTU (plus Ethernet header and one VLAN tag) and then stops sending
+            // the ring: count such frames here instead.
+            const std::size_t largest =
+                _features.mtu == 0 ? tx_slot_size - tx_data_offset
+                                   : std::min<std::size_t>(tx_slot_size - tx_data_offset,
+                                                           std::size_t{_features.mtu} + ethernet_header_length + 4);
+            if (packet.size() > largest || packet.size() < ethernet_header_length) {
                 ++_stats.tx_errors;
                 store_status(header->tp_status, TP_STATUS_AVAILABLE);
             } else {

@@ -396,6 +396,19 @@ TEST_F(veth_ports, afpacket_sends_to_the_peer) {
     EXPECT_EQ(_port->stats().tx_errors, 0U);
 }
 
+TEST_F(veth_ports, afpacket_counts_a_frame_larger_than_the_mtu_as_a_tx_error) {
+    open("afpacket");
+    xdp::frame* large = _pool.acquire();
+    ASSERT_NE(large, nullptr);
+    ASSERT_TRUE(large->assign(test::udp_frame(_sluice_mac, _peer_mac, sluice_ip, peer_ip, sluice_udp, peer_udp,
+                                              std::vector<std::uint8_t>(2000, 0x33))));
+    EXPECT_EQ(_port->tx_batch(std::span<xdp::frame* const>(&large, 1)), 1U) << "accepted, then counted";
+    EXPECT_EQ(_port->stats().tx_errors, 1U);
+    send_from_pool("sluice afpacket after", 10);
+    EXPECT_EQ(_socket->receive_matching(bytes_of("sluice afpacket after"), 10, 3s), 10U);
+    EXPECT_EQ(_pool.outstanding(), 0U);
+}
+
 TEST_F(veth_ports, afpacket_sends_received_frames_back_and_does_not_see_its_own_tx) {
     open("afpacket");
     EXPECT_EQ(reflect("sluice afpacket echo", 40), 40U);
