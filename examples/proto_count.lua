@@ -11,11 +11,7 @@ local protocols = maps.declare{name = "protocols", type = "percpu_array", key = 
                                value = "u64 packets, u64 bytes", max_entries = 11}
 
 local function count(index, bytes)
-    local entry = protocols:lookup(index)
-    if entry then
-        entry.packets = entry.packets + 1
-        entry.bytes = entry.bytes + bytes
-    end
+    protocols:add(index, "packets", 1, "bytes", bytes) -- in place, as entry->packets += 1 in C
 end
 
 local function count_l4(protocol, bytes)

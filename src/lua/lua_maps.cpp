@@ -187,12 +187,9 @@ void store(const field& entry, std::uint8_t* data, std::int64_t value) {
     }
 }
 
-void push_field(lua_State* L, const field& entry, const std::uint8_t* data) {
+/// An integer field's bits, in host order (not sign-extended).
+std::uint64_t read_bits(const field& entry, const std::uint8_t* data) {
     const std::uint8_t* at = data + entry.offset;
-    if (entry.type == field_type::bytes) {
-        lua_pushlstring(L, reinterpret_cast<const char*>(at), entry.size);
-        return;
-    }
     std::uint64_t bits = 0;
     if (entry.type == field_type::be16 || entry.type == field_type::be32) {
         for (std::uint32_t i = 0; i < entry.size; ++i) {
@@ -203,6 +200,15 @@ void push_field(lua_State* L, const field& entry, const std::uint8_t* data) {
             bits = (bits << 8U) | at[i];
         }
     }
+    return bits;
+}
+
+void push_field(lua_State* L, const field& entry, const std::uint8_t* data) {
+    if (entry.type == field_type::bytes) {
+        lua_pushlstring(L, reinterpret_cast<const char*>(data + entry.offset), entry.size);
+        return;
+    }
+    const std::uint64_t bits = read_bits(entry, data);
     switch (entry.type) {
     case field_type::i8: lua_pushinteger(L, static_cast<std::int8_t>(bits)); return;
     case field_type::i16: lua_pushinteger(L, static_cast<std::int16_t>(bits)); return;
@@ -295,6 +301,37 @@ int map_get(lua_State* L) {
         return 1;
     }
     push_field(L, *entry, static_cast<const std::uint8_t*>(value));
+    return 1;
+}
+
+/// m:add(key, field, delta [, field, delta ...]) -> true, or false when the key is absent: adds to integer fields of
+/// the value in place, as `entry->packets += 1` through a looked-up pointer does (not atomic; per-CPU maps: the
+/// worker's slot). One call instead of a lookup and a read and a write per field.
+int map_add(lua_State* L) {
+    map_handle& handle = check_map(L, 1);
+    scratch key_buffer{};
+    const std::uint8_t* key = argument_bytes(L, 2, handle.key, key_buffer.data(), "key");
+    const int top = lua_gettop(L);
+    if (top < 4 || (top - 2) % 2 != 0) {
+        return luaL_error(L, "m:add(key, field, delta [, field, delta ...]): pairs of a field and a delta expected");
+    }
+    auto* value = static_cast<std::uint8_t*>(handle.target->lookup(key, state_engine::of(L).settings.state->cpu));
+    if (value == nullptr) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    for (int index = 3; index < top; index += 2) {
+        std::size_t length = 0;
+        const char* name = luaL_checklstring(L, index, &length);
+        const field* entry = handle.value.find({name, length});
+        if (entry == nullptr || entry->type == field_type::bytes) {
+            return luaL_error(L, "the value has no integer field '%s'", name);
+        }
+        const std::int64_t delta = check_integer(L, index + 1);
+        // Wraps at the field's width, as the C addition does.
+        store(*entry, value, static_cast<std::int64_t>(read_bits(*entry, value) + static_cast<std::uint64_t>(delta)));
+    }
+    lua_pushboolean(L, 1);
     return 1;
 }
 
@@ -433,7 +470,8 @@ int map_tostring(lua_State* L) {
 constexpr luaL_Reg map_methods[] = {
     {"lookup", map_lookup}, {"get", map_get},         {"update", map_update},   {"delete", map_delete},
     {"push", map_push},     {"pop", map_pop<true>},   {"peek", map_pop<false>}, {"next_key", map_next_key},
-    {"pairs", map_pairs},   {"key", map_key},         {"value", map_value},     {nullptr, nullptr},
+    {"pairs", map_pairs},   {"key", map_key},         {"value", map_value},     {"add", map_add},
+    {nullptr, nullptr},
 };
 
 // ---- records ----

@@ -180,6 +180,10 @@ note(h:delete(h:key{port = 2}))            -- -ENOENT
 note(a:delete(1))                          -- -EINVAL: arrays cannot delete
 note(a:update(9, 1))                       -- -E2BIG: out of range
 note(a:get(9))                             -- nil
+note(a:add(2, "value", 7))                 -- true
+note(a:add(2, "value", -8))                -- true: wraps as the u32 does
+note(a:get(2))                             -- 4294967295
+note(h:add(h:key{port = 9}, "bytes", 1))   -- false: absent
 local keys = 0
 for key, value in h:pairs() do keys = keys + 1 note(key.port .. "=" .. value.bytes) end
 note(keys)
@@ -198,8 +202,9 @@ function xdp(pkt) print(summary) return XDP_PASS end
     packets.add(ipv4_udp(1, 2, 3, 4));
     packets.run(*script.program);
     ASSERT_EQ(trace.size(), 1U) << ::testing::PrintToString(script.log);
-    EXPECT_EQ(trace[0], fmt::format("0 {} 5 {} 0 {} 0 {} {} {} nil 80=5 1 {} {{address=167772161, port=80}}", -EEXIST,
-                                    -ENOENT, -E2BIG, -ENOENT, -EINVAL, -E2BIG, -ENOENT));
+    EXPECT_EQ(trace[0], fmt::format("0 {} 5 {} 0 {} 0 {} {} {} nil true true 4294967295 false 80=5 1 {} "
+                                    "{{address=167772161, port=80}}",
+                                    -EEXIST, -ENOENT, -E2BIG, -ENOENT, -EINVAL, -E2BIG, -ENOENT));
 }
 
 TEST_P(chaining_test, MapErrorsNameWhatIsWrong) {

@@ -31,6 +31,7 @@
 //   u32 u64 i8 i16 i32 i64 little-endian as the eBPF side stores them, be16 be32 network order, u8[N] bytes).
 //   m:key() / m:value() make records (userdata with those fields); m:lookup(k) returns a view of the value in the
 //   map (writes go to the map, as an eBPF program's pointer does) or nil; m:get(k [, field]) an integer;
+//   m:add(k, field, delta [, field, delta ...]) adds in place (false when k is absent);
 //   m:update(k, v [, flags]), m:delete(k) return 0 or -errno (BPF_ANY/BPF_NOEXIST/BPF_EXIST, the kernel's errnos);
 //   m:next_key(k) and `for k, v in m:pairs()` iterate as get_next_key. A key or value of one integer field may be
 //   given as a number. Per-CPU maps: the worker's slot, as bpf_map_lookup_elem.
