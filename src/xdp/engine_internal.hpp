@@ -153,6 +153,7 @@ private:
 
     void pin();
     bool read_ports();
+    void collect_rx_errors(std::size_t port);
     void process_received(std::size_t port, std::span<frame* const> frames);
     bool drain_rings();
     bool drain_sockets();
@@ -214,6 +215,7 @@ private:
     std::vector<std::vector<queued>> _socket_staging;   ///< per socket
     std::vector<std::size_t> _owned;                    ///< ports this worker reads
     std::vector<std::uint64_t> _rx_errors_seen;         ///< per port, the port's rx_errors last seen
+    std::uint64_t _reads{};                             ///< read_ports() calls, to look at port stats now and then
     std::vector<broadcast_target> _targets;             ///< broadcast scratch, reserved
     std::thread _thread;
     std::string _note;

@@ -166,6 +166,10 @@ void worker::run() {
         publish();
         if (!reading) {
             if (!counted_done) {
+                for (const std::size_t port : _owned) {
+                    collect_rx_errors(port);
+                }
+                publish();
                 // Everything this worker read is dispatched and flushed (or on a ring, counted in in_flight).
                 _shared.done_reading.fetch_add(1, std::memory_order_acq_rel);
                 counted_done = true;
@@ -192,23 +196,18 @@ void worker::run() {
 bool worker::read_ports() {
     bool any = false;
     std::array<frame*, max_batch_size> frames{};
+    ++_reads;
     for (const std::size_t port : _owned) {
         shared_port& source = *_shared.ports[port];
         std::size_t received = 0;
-        std::uint64_t rx_errors = 0;
         {
             maybe_lock guard(source.lock, _shared.lock_ports);
             received = source.port->rx_batch(frames);
-            rx_errors = source.port->stats().rx_errors;
         }
-        if (rx_errors != _rx_errors_seen[port]) {
-            // Packets the port could not put in a frame: outcomes of this port too.
-            const std::uint64_t fresh = rx_errors - _rx_errors_seen[port];
-            _rx_errors_seen[port] = rx_errors;
-            _pending[port].received.packets += fresh;
-            _pending[port].outcomes[static_cast<std::size_t>(outcome::rx_error)].packets += fresh;
-            _pending[port].any = true;
-            _program->count_port_errors(fresh);
+        // A port's stats() may be a system call (AF_XDP, AF_PACKET): looked at when the port is not busy, else every
+        // 64 batches; and once more when reading stops, so that the final accounting has every error.
+        if (received < frames.size() || (_reads & 63) == 0) {
+            collect_rx_errors(port);
         }
         if (received != 0) {
             process_received(port, {frames.data(), received});
@@ -216,6 +215,24 @@ bool worker::read_ports() {
         }
     }
     return any;
+}
+
+void worker::collect_rx_errors(std::size_t port) {
+    shared_port& source = *_shared.ports[port];
+    std::uint64_t rx_errors = 0;
+    {
+        maybe_lock guard(source.lock, _shared.lock_ports);
+        rx_errors = source.port->stats().rx_errors;
+    }
+    if (rx_errors != _rx_errors_seen[port]) {
+        // Packets the port could not put in a frame: outcomes of this port too.
+        const std::uint64_t fresh = rx_errors - _rx_errors_seen[port];
+        _rx_errors_seen[port] = rx_errors;
+        _pending[port].received.packets += fresh;
+        _pending[port].outcomes[static_cast<std::size_t>(outcome::rx_error)].packets += fresh;
+        _pending[port].any = true;
+        _program->count_port_errors(fresh);
+    }
 }
 
 void worker::process_received(std::size_t port, std::span<frame* const> frames) {

@@ -191,9 +191,12 @@ TEST_F(engine_test, refused_frames_are_tx_and_redirect_errors) {
     }
     in.inject(packet(redirect_ifindex));
     in.inject(packet(devmap_key, 3)); // no entry, no fallback: XDP_ABORTED from the helper
+    in.inject(std::vector<std::uint8_t>(5000, 1)); // larger than a frame: the port counts an rx error
     const engine_report report = run();
     const port_report& ingress = report.ports[0];
-    EXPECT_EQ(ingress.received.packets, 5U);
+    EXPECT_EQ(ingress.received.packets, 6U);
+    EXPECT_EQ(ingress.rx_errors.packets, 1U);
+    EXPECT_EQ(report.programs.at(0).errors.packets, 1U); // the program's accounting has it too
     EXPECT_EQ(ingress.transmitted.packets, 1U);
     EXPECT_EQ(ingress.tx_errors.packets, 2U);
     EXPECT_EQ(ingress.redirect_errors.packets, 1U);
