@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 
 #include "ebpf/verifier/messages.hpp"
 #include "sluice/ebpf/disassembler.hpp"
@@ -30,17 +31,23 @@ public:
         if (cur_id == 0) {
             cur_id = 0x8000'0000U + ++_fresh; // an unlinked value: unique, may match only once
         }
-        for (const auto& [o, c] : _pairs) {
+        for (std::size_t i = 0; i < _count; ++i) {
+            const auto& [o, c] = _pairs[i];
             if (o == old_id || c == cur_id) {
                 return o == old_id && c == cur_id;
             }
         }
-        _pairs.emplace_back(old_id, cur_id);
+        if (_count == _pairs.size()) {
+            return false; // more links than tracked: do not prune (never unsound)
+        }
+        _pairs[_count++] = {old_id, cur_id};
         return true;
     }
 
 private:
-    std::vector<std::pair<std::uint32_t, std::uint32_t>> _pairs;
+    // Pruning runs for every stored state at every prune point: no allocation here.
+    std::array<std::pair<std::uint32_t, std::uint32_t>, 64> _pairs{};
+    std::size_t _count{};
     std::uint32_t _fresh{};
 };
 
@@ -176,11 +183,16 @@ expected<bool> analyzer::visit(verifier_state& st) {
     const bool bounded_by_runtime = _structure.callback_entry[pc] || program_structure::is_may_goto(_code[pc]);
     explored_node* ancestor = nullptr;
     const std::uint64_t hash = exact_hash(st);
+    // The kernel's eviction: a verified state that keeps failing to cover new ones only costs comparisons.
+    bool evict = false;
     for (const auto& node : list) {
         if (node->live_paths == 0) {
             if (covers(node->state, st, false)) {
+                ++node->hits;
                 return true;
             }
+            ++node->misses;
+            evict = evict || node->misses > node->hits * 3 + 3;
             continue;
         }
         // A state still being explored is an ancestor of this path: we came back to it around a loop.
@@ -197,6 +209,11 @@ expected<bool> analyzer::visit(verifier_state& st) {
                            "make the loop's exit condition depend on a counter that changes at every iteration "
                            "and has a constant bound"});
         }
+    }
+    if (evict) {
+        const auto before = list.size();
+        std::erase_if(list, [](const auto& n) { return n->live_paths == 0 && n->misses > n->hits * 3 + 3; });
+        _live_states -= before - list.size();
     }
     if (ancestor != nullptr) {
         widen(st, ancestor->state);
@@ -268,8 +285,17 @@ bool analyzer::covers(const verifier_state& old, const verifier_state& cur, bool
     }
     // Ids of numbers whose exact value matters: an imprecise copy of one of them must keep the link (a branch on
     // the copy narrows the precise one).
-    std::vector<std::uint32_t> precise_ids;
-    std::vector<precision_set> precision(old.frames.size());
+    std::array<std::uint32_t, 64> precise_ids{};
+    std::size_t precise_id_count = 0;
+    bool too_many_ids = false;
+    const auto add_precise_id = [&](std::uint32_t id) {
+        if (precise_id_count == precise_ids.size()) {
+            too_many_ids = true; // then every linked number is compared exactly
+        } else {
+            precise_ids[precise_id_count++] = id;
+        }
+    };
+    std::array<precision_set, max_call_depth> precision{};
     for (std::size_t f = 0; f < old.frames.size(); ++f) {
         precision[f] = exact ? precision_set{0x3ff, ~std::uint64_t{0}} : precise_at(cur, f);
         precision[f].registers &= live_at(cur, f);
@@ -280,19 +306,25 @@ bool analyzer::covers(const verifier_state& old, const verifier_state& cur, bool
         for (int r = 0; r < frame_pointer; ++r) {
             const reg_state& o = of.regs[static_cast<std::size_t>(r)];
             if ((precision[f].registers & (1U << r)) != 0 && o.is_scalar() && o.id != 0) {
-                precise_ids.push_back(o.id);
+                add_precise_id(o.id);
             }
         }
         for (std::size_t s = 0; s < of.stack.size(); ++s) {
             const bool slot_precise = s >= 64 || (precision[f].slots & (std::uint64_t{1} << s)) != 0;
             if (slot_precise && of.stack[s].has_spill() && of.stack[s].spilled.id != 0) {
-                precise_ids.push_back(of.stack[s].spilled.id);
+                add_precise_id(of.stack[s].spilled.id);
             }
         }
     }
     const auto imprecise_number = [&](const reg_state& o) {
-        return o.is_scalar() &&
-               (o.id == 0 || std::find(precise_ids.begin(), precise_ids.end(), o.id) == precise_ids.end());
+        if (!o.is_scalar()) {
+            return false;
+        }
+        if (o.id == 0) {
+            return true;
+        }
+        const auto end = precise_ids.begin() + static_cast<std::ptrdiff_t>(precise_id_count);
+        return !too_many_ids && std::find(precise_ids.begin(), end, o.id) == end;
     };
     for (std::size_t f = 0; f < old.frames.size(); ++f) {
         const func_state& of = old.frames[f];

@@ -49,6 +49,8 @@ struct explored_node {
     verifier_state state;
     std::uint64_t hash{};     ///< of what an exact comparison looks at: equal states have equal hashes
     std::size_t live_paths{}; ///< paths still being explored from here (0: the state is proven safe)
+    std::uint32_t hits{};     ///< states it covered
+    std::uint32_t misses{};   ///< states it did not cover
     explored_node* parent{};
 };
 
