@@ -268,50 +268,54 @@ public:
 
     std::size_t tx_piece(std::span<xdp::frame* const> frames) {
         const std::uint32_t room = xsk_prod_nb_free(&_xsk->tx, static_cast<std::uint32_t>(frames.size()));
-        std::size_t count = std::min<std::size_t>(frames.size(), room);
-        // Frames of another pool need a UMEM frame to be copied into: stop at the first that cannot get one.
-        std::array<std::uint64_t, max_batch> addresses{};
+        // The kernel drops what exceeds the MTU (plus Ethernet header and one VLAN tag) without a word (it counts
+        // tx_invalid_descs): such frames, and runts, are accepted and counted as TX errors here.
+        const std::size_t largest =
+            _features.mtu == 0 ? _pool.frame_capacity()
+                               : std::min<std::size_t>(_pool.frame_capacity(), std::size_t{_features.mtu} + 18);
+        std::array<xdp_desc, max_batch> descriptors{};
+        std::size_t used = 0;
         std::size_t accepted = 0;
-        while (accepted < count && accepted < max_batch) {
+        while (accepted < frames.size() && used < room) {
             xdp::frame* item = frames[accepted];
             const auto packet = item->packet();
+            if (packet.size() < ethernet_header_length || packet.size() > largest) {
+                ++_stats.tx_errors;
+                detail::release_frame(item, _caller_pool);
+                ++accepted;
+                continue;
+            }
+            xdp_desc& descriptor = descriptors[used];
+            descriptor.len = static_cast<std::uint32_t>(packet.size());
             if (item->pool() == &_pool) {
-                addresses[accepted] = _pool.index_of(item) * std::uint64_t{umem_frame_size} +
-                                      static_cast<std::uint64_t>(item->context().data - item->hard_start());
+                // A frame of this UMEM goes out as it is: its chunk plus where its packet starts now.
+                descriptor.addr = _pool.index_of(item) * std::uint64_t{umem_frame_size} +
+                                  static_cast<std::uint64_t>(item->context().data - item->hard_start());
             } else {
+                // Another pool's frame is copied into a UMEM frame; without a free one the rest stay the caller's.
                 xdp::frame* copy = _pool.acquire();
                 if (copy == nullptr) {
                     break;
                 }
-                if (!copy->assign(packet)) {
-                    _pool.release(copy);
-                    break; // larger than a UMEM frame: the caller drops it
-                }
-                addresses[accepted] = _pool.index_of(copy) * std::uint64_t{umem_frame_size} + ebpf::xdp_packet_headroom;
+                (void)copy->assign(packet); // fits: packet.size() <= the UMEM frames' capacity
+                descriptor.addr = _pool.index_of(copy) * std::uint64_t{umem_frame_size} + ebpf::xdp_packet_headroom;
+                detail::release_frame(item, _caller_pool);
             }
+            ++used;
             ++accepted;
-        }
-        if (accepted == 0) {
-            return 0;
-        }
-        std::uint32_t index = 0;
-        const auto reserved = xsk_ring_prod__reserve(&_xsk->tx, static_cast<std::uint32_t>(accepted), &index);
-        // nb_free said there was room, and only this thread produces: the reservation cannot fail.
-        (void)reserved;
-        for (std::size_t i = 0; i < accepted; ++i) {
-            xdp::frame* item = frames[i];
-            xdp_desc* descriptor = xsk_ring_prod__tx_desc(&_xsk->tx, index + static_cast<std::uint32_t>(i));
-            descriptor->addr = addresses[i];
-            descriptor->len = item->length();
-            descriptor->options = 0;
             ++_stats.tx_packets;
-            _stats.tx_bytes += item->length();
-            if (item->pool() != &_pool) {
-                detail::release_frame(item, _caller_pool); // copied: the original goes back at once
-            }
+            _stats.tx_bytes += packet.size();
         }
-        xsk_ring_prod__submit(&_xsk->tx, static_cast<std::uint32_t>(accepted));
-        _tx_pending += static_cast<std::uint32_t>(accepted);
+        if (used != 0) {
+            std::uint32_t index = 0;
+            // nb_free said there was room, and only this thread produces: the reservation cannot fail.
+            (void)xsk_ring_prod__reserve(&_xsk->tx, static_cast<std::uint32_t>(used), &index);
+            for (std::size_t i = 0; i < used; ++i) {
+                *xsk_ring_prod__tx_desc(&_xsk->tx, index + static_cast<std::uint32_t>(i)) = descriptors[i];
+            }
+            xsk_ring_prod__submit(&_xsk->tx, static_cast<std::uint32_t>(used));
+            _tx_pending += static_cast<std::uint32_t>(used);
+        }
         return accepted;
     }
 

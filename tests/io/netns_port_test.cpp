@@ -396,6 +396,26 @@ TEST_F(veth_ports, afpacket_sends_to_the_peer) {
     EXPECT_EQ(_port->stats().tx_errors, 0U);
 }
 
+TEST_F(veth_ports, afxdp_counts_a_frame_larger_than_the_mtu_as_a_tx_error) {
+    open("afxdp");
+    std::vector<xdp::frame*> frames;
+    for (std::size_t i = 0; i < 3; ++i) {
+        xdp::frame* item = _pool.acquire();
+        ASSERT_NE(item, nullptr);
+        const std::vector<std::uint8_t> body =
+            i == 1 ? std::vector<std::uint8_t>(2000, 0x33) : payload("sluice mtu", i);
+        ASSERT_TRUE(
+            item->assign(test::udp_frame(_sluice_mac, _peer_mac, sluice_ip, peer_ip, sluice_udp, peer_udp, body)));
+        frames.push_back(item);
+    }
+    EXPECT_EQ(_port->tx_batch(frames), 3U) << "the large frame in the middle does not stop the others";
+    _port->flush();
+    EXPECT_EQ(_port->stats().tx_errors, 1U);
+    EXPECT_EQ(_port->stats().tx_packets, 2U);
+    EXPECT_EQ(_socket->receive_matching(bytes_of("sluice mtu"), 2, 3s), 2U);
+    EXPECT_EQ(_pool.outstanding(), 0U);
+}
+
 TEST_F(veth_ports, afpacket_counts_a_frame_larger_than_the_mtu_as_a_tx_error) {
     open("afpacket");
     xdp::frame* large = _pool.acquire();
