@@ -14,6 +14,11 @@
 // - A rejection is an error whose message names the instruction (index and disassembly), the source file and line
 //   (BTF line info), the register, its type and range at that point, the branches that led there, and what to change.
 //   error::instruction holds the index.
+// - Pruning compares exactly only what can matter to safety from a point on (registers and stack slots that reach a
+//   comparison whose direction some path knew, a pointer's offset, a helper's size argument); which comparisons and
+//   accesses those are is learned by exploring, in rounds, until a round learns nothing new (src/ebpf/verifier.cpp).
+//   A program the kernel needs precision tracking to accept is accepted here too; what is proven does not depend on
+//   the rounds.
 // - Accepted programs run without the interpreter's checked mode and may be JIT-compiled; verification_result holds
 //   the facts the JIT specialises on.
 #pragma once
@@ -64,7 +69,7 @@ struct instruction_facts {
 
 struct verification_result {
     std::vector<instruction_facts> facts;   ///< by instruction index
-    std::uint64_t instructions_processed{};
+    std::uint64_t instructions_processed{}; ///< summed over all paths and over the precision rounds (verifier.cpp)
     std::uint64_t states_explored{};
     std::uint64_t peak_states{};
     std::string log;                        ///< per log_level
