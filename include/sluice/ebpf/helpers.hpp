@@ -22,8 +22,8 @@
 //  - bpf_jiffies64 counts CLOCK_MONOTONIC_COARSE in ticks of 1/jiffies_hz seconds (the kernel's CONFIG_HZ is not
 //    visible from user space; 1000 by default).
 //  - bpf_redirect_map records the map, key and flags; the map's own lookup decides whether the key exists (devmap,
-//    cpumap and xskmap will answer once they exist; any other map behaves as the kernel's map would if the verifier
-//    let it through).
+//    devmap_hash, cpumap and xskmap return their entry, which the data path reads: xdp/engine.hpp; any other map
+//    behaves as the kernel's map would if the verifier let it through).
 #pragma once
 
 #include <array>
