@@ -211,6 +211,7 @@ bool worker::read_ports() {
         }
         if (received != 0) {
             process_received(port, {frames.data(), received});
+            flush_all(); // the end of a batch: every queue out, every port written to kicked
             any = true;
         }
     }
