@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -121,6 +123,21 @@ std::string contents_difference(const map_pair& pair, const contents& kernel, co
 
 } // namespace
 
+std::vector<std::pair<std::uint32_t, std::uint32_t>> interface_mtus() {
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> mtus;
+    std::error_code failed;
+    for (const auto& entry : std::filesystem::directory_iterator("/sys/class/net", failed)) {
+        std::ifstream index_file(entry.path() / "ifindex");
+        std::ifstream mtu_file(entry.path() / "mtu");
+        std::uint32_t index = 0;
+        std::uint32_t mtu = 0;
+        if (index_file >> index && mtu_file >> mtu) {
+            mtus.emplace_back(index, mtu);
+        }
+    }
+    return mtus;
+}
+
 unsigned possible_cpus() {
     return std::max(1U, ebpf::testing::kernel_cpus());
 }
@@ -173,6 +190,10 @@ oracle_pair::oracle_pair()
     // The kernel's per-cpu choices happen on the cpu the syscall runs on; sluice's worker 0 stands for cpu 0.
     : _pinned(std::make_unique<ebpf::testing::pin_to_cpu0>()), _kernel(std::make_unique<kernel_side>()) {
     _state.cpu = 0;
+    // bpf_check_mtu reads the devices of the test's network namespace: sluice is told their MTUs, and that no other
+    // interface exists (-ENODEV), as the kernel knows.
+    _state.mtus = interface_mtus();
+    _state.default_mtu = 0;
 }
 
 oracle_pair::~oracle_pair() {

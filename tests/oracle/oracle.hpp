@@ -163,6 +163,9 @@ private:
 std::string locate_divergence(const testing::generated_program& program, std::span<const test_packet> packets,
                               std::uint64_t fill_seed, std::size_t fill_count);
 
+/// (ifindex, MTU) of every interface of this network namespace, from /sys/class/net.
+std::vector<std::pair<std::uint32_t, std::uint32_t>> interface_mtus();
+
 /// The kernel's number of possible cpus: slots of per-CPU values in syscalls.
 unsigned possible_cpus();
 

@@ -918,7 +918,7 @@ private:
         if (!room(12)) {
             return;
         }
-        std::uint64_t pick = _random.below(_options.nondeterministic_helpers ? 11 : 9);
+        std::uint64_t pick = _random.below(_options.nondeterministic_helpers ? 12 : 10);
         switch (pick) {
         case 0:
         case 1:
@@ -984,7 +984,24 @@ private:
             alu(true, op::alu_mov, 2, _random.chance(0.9) ? 0 : static_cast<std::int32_t>(_random.between(1, 16)));
             call(BPF_FUNC_redirect);
             return;
-        case 9:
+        case 9: {
+            // bpf_check_mtu(ctx, ifindex, &mtu_len, len_diff, flags): the context's device (0), the loopback (1) or
+            // one that does not exist; mtu_len 0 (the packet's length) or an L3 length; now and then bad flags.
+            static constexpr std::array<std::int32_t, 4> interfaces{0, 0, 1, 0x7fff0000};
+            static constexpr std::array<std::int32_t, 5> lengths{0, 0, 1400, 9000, 70000};
+            store_imm(op::size_dw, frame(), buffer_a, lengths[_random.below(lengths.size())]);
+            _state.write_slot(slot_of(buffer_a));
+            mov_reg(1, ctx_register);
+            alu(true, op::alu_mov, 2, interfaces[_random.below(interfaces.size())]);
+            mov_reg(3, frame());
+            alu(true, op::alu_add, 3, buffer_a);
+            static constexpr std::array<std::int32_t, 6> differences{0, -14, 100, -100, 65536, -70000};
+            alu(true, op::alu_mov, 4, differences[_random.below(differences.size())]);
+            alu(true, op::alu_mov, 5, _random.chance(0.9) ? 0 : 1);
+            call(BPF_FUNC_check_mtu);
+            return;
+        }
+        case 10:
             call(BPF_FUNC_get_prandom_u32);
             return;
         default:
