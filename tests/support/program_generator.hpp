@@ -25,8 +25,9 @@
 // bounds checks, stack spills and fills, map lookups (with reads, writes and atomics on the value), updates with each
 // flag and deletes on array, percpu_array, hash, percpu_hash, lru_hash and lru_percpu_hash maps, and the helpers
 // bpf_xdp_adjust_head/tail/meta (followed by fresh bounds checks), bpf_xdp_load_bytes/store_bytes,
-// bpf_xdp_get_buff_len, bpf_csum_diff and bpf_redirect. The program returns an XDP action computed from its data
-// (now and then an unknown action code).
+// bpf_xdp_get_buff_len, bpf_csum_diff, bpf_redirect and bpf_check_mtu (on ifindex 0, 1 or one that does not exist:
+// a caller comparing engines gives both the same interfaces). The program returns an XDP action computed from its
+// data (now and then an unknown action code).
 //
 // Map key spaces are kept within max_entries, so LRU maps never evict and hash maps never fill: results do not
 // depend on the kernel's per-cpu free lists. Per-CPU map values are written by the cpu the program runs on; a caller
