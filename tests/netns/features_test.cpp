@@ -51,6 +51,28 @@ TEST(sluice_features, a_port_that_cannot_be_opened_is_an_error) {
     EXPECT_NE(missing.err.find("no such interface 'sl-missing0'"), std::string::npos) << missing.err;
 }
 
+// Without privileges each kernel port says which capability it lacks (run as nobody through setpriv).
+TEST(sluice_features, without_privileges_the_missing_capability_is_named) {
+    if (::geteuid() != 0 || !run_command("setpriv --version").ok()) {
+        GTEST_SKIP() << "needs root and setpriv (util-linux) to run sluice as an unprivileged user";
+    }
+    const auto unprivileged = [](const std::string& spec) {
+        return run_command("setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all " +
+                           std::string(SLUICE_BINARY) + " features " + spec);
+    };
+    const command_result packet = unprivileged("afpacket:lo");
+    EXPECT_NE(packet.status, 0);
+    EXPECT_NE(packet.output.find("port 'afpacket:lo': socket(AF_PACKET): Operation not permitted (needs CAP_NET_RAW"),
+              std::string::npos)
+        << packet.output;
+    const command_result xdp = unprivileged("afxdp:lo");
+    EXPECT_NE(xdp.status, 0);
+    EXPECT_NE(xdp.output.find("needs CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF"), std::string::npos) << xdp.output;
+    const command_result tap = unprivileged("tap:" + unique_interface("np"));
+    EXPECT_NE(tap.status, 0);
+    EXPECT_NE(tap.output.find("Operation not permitted (needs CAP_NET_ADMIN"), std::string::npos) << tap.output;
+}
+
 class sluice_features_in_a_namespace : public ::testing::Test {
 protected:
     void SetUp() override {
