@@ -41,12 +41,12 @@ namespace sluice::ebpf {
 
 /// What the verifier needs to know about a program: its relocated code and the world around it.
 struct verifier_input {
-    std::span<const instruction> code;            ///< relocated: lddw pseudo_map_idx / _value, imm = map index
-    std::span<const map_definition> maps;         ///< by index, as the lddw imms name them
-    std::span<const line_info> lines;             ///< optional, by instruction index, for messages
-    std::span<const program_function> functions;  ///< optional: function names and extents
-    xdp_attach attach{xdp_attach::device};        ///< devmap programs may read egress_ifindex
-    const helper_table* helpers{};                ///< helpers that exist (nullptr: xdp_helper_table())
+    std::span<const instruction> code;           ///< relocated: lddw pseudo_map_idx / _value, imm = map index
+    std::span<const map_definition> maps;        ///< by index, as the lddw imms name them
+    std::span<const line_info> lines;            ///< optional, by instruction index, for messages
+    std::span<const program_function> functions; ///< optional: function names and extents
+    xdp_attach attach{xdp_attach::device};       ///< devmap programs may read egress_ifindex
+    const helper_table* helpers{};               ///< helpers that exist (nullptr: xdp_helper_table())
 
     /// The input for a program of a loaded object (its `relocated` code and the object's map definitions).
     static verifier_input of(const loaded_program& program, const loaded_object& object,
@@ -72,7 +72,7 @@ struct verification_result {
     std::uint64_t instructions_processed{}; ///< summed over all paths and over the precision rounds (verifier.cpp)
     std::uint64_t states_explored{};
     std::uint64_t peak_states{};
-    std::string log;                        ///< per log_level
+    std::string log; ///< per log_level
 };
 
 /// Verifies a program; the error is the rejection with its whole explanation (log included at log_level >= 1).
