@@ -456,6 +456,7 @@ std::uint64_t sluice_port(const std::string& spec, const std::atomic<bool>& wind
         received += got;
     }
     cpu = thread_cpu_seconds() - cpu_before;
+    note = fmt::format("kernel dropped {} (rx_missed); {}", port.stats().rx_missed, note);
     return received;
 }
 
@@ -525,7 +526,8 @@ std::uint64_t sluice_engine(const std::string& spec, const bench& runner, const 
     engine.value()->request_stop();
     engine.value()->wait();
     const auto checked = engine.value()->check();
-    note = fmt::format("xdp_pass.o, JIT, 1 worker; accounting {}; {}", checked ? "balanced" : checked.error().message,
+    note = fmt::format("xdp_pass.o, JIT, 1 worker; accounting {}; kernel dropped {} (rx_missed); {}",
+                       checked ? "balanced" : checked.error().message, opened.value()->stats().rx_missed,
                        opened.value()->features().mode);
     engine.value().reset();
     return after - before;
