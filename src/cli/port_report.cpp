@@ -89,9 +89,9 @@ std::string format_live(const xdp::engine_report& previous, const xdp::engine_re
 std::string format_port_table(const port_run_summary& summary) {
     const xdp::engine_report& report = summary.report;
     std::string out =
-        fmt::format("{}: program {} on {} worker{}, {}, {}, {:.3f} s\n", summary.object, summary.program,
+        fmt::format("{}: program {} on {} worker{}, {}, {}, {}, {:.3f} s\n", summary.object, summary.program,
                     summary.workers, summary.workers == 1 ? "" : "s", summary.verified ? "verified" : "not verified",
-                    summary.checked ? "checked" : "unchecked", report.seconds);
+                    summary.checked ? "checked" : "unchecked", summary.engine, report.seconds);
     std::size_t width = 4;
     for (const auto& port : report.ports) {
         width = std::max(width, port.name.size());
@@ -193,6 +193,7 @@ nlohmann::json format_port_json(const port_run_summary& summary) {
             {"workers", summary.workers},
             {"mode", summary.checked ? "checked" : "unchecked"},
             {"verified", summary.verified},
+            {"engine", summary.engine},
             {"seconds", report.seconds},
             {"ports", std::move(ports)},
             {"worker_stats", std::move(workers)},

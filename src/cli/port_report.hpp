@@ -17,6 +17,7 @@ struct port_run_summary {
     unsigned workers{};
     bool checked{};
     bool verified{}; ///< the verifier accepted the program (and its tail-call targets) before the run
+    std::string engine;     ///< what executed it: "JIT", "interpreter", or a Lua engine
     xdp::engine_report report;
     std::vector<std::string> notes;
     std::string accounting_error; ///< empty when every frame is accounted for

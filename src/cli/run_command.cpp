@@ -67,6 +67,7 @@ struct run_options {
     std::uint32_t ifindex{1};
     std::uint64_t instruction_limit{};
     std::string lua_engine{"lua5.4"}; ///< a `.lua` script: lua5.4 or luajit
+    std::string engine{"jit"};        ///< an eBPF program run unchecked: jit or interpreter
     std::string chained_lua;          ///< --lua FILE: the script bpf_sluice_lua calls from an eBPF object
 };
 
@@ -325,6 +326,21 @@ bool verifies(const run_options& options) {
 /// verified program needs none: the verifier's proof replaces the run-time checks.
 bool runs_checked(const run_options& options) { return options.checked || options.no_verify; }
 
+/// The JIT runs what needs no run-time checks (it relies on the verifier's proofs, or on --unchecked's trust, and
+/// has no instruction limit); checked mode and instruction limits are the interpreter's.
+bool runs_jit(const run_options& options) {
+    return !is_lua_script(options.file) && !runs_checked(options) && options.instruction_limit == 0 &&
+           options.engine == "jit";
+}
+
+/// What executes the program, for the report: the JIT, the interpreter, or a script's Lua engine.
+std::string engine_name(const run_options& options) {
+    if (is_lua_script(options.file)) {
+        return options.lua_engine;
+    }
+    return runs_jit(options) ? "JIT" : "interpreter";
+}
+
 /// How a Lua script runs: its engine, and --set NAME=VALUE as its `config` table (defaults for an eBPF object).
 lua::options script_options(const run_options& options) {
     lua::options settings;
@@ -353,6 +369,7 @@ lua::options script_options(const run_options& options) {
 xdp::executor_options execution_options(const run_options& options) {
     xdp::executor_options executor_options;
     executor_options.checked = runs_checked(options);
+    executor_options.engine = runs_jit(options) ? xdp::execution_engine::jit : xdp::execution_engine::interpreter;
     executor_options.instruction_limit = options.instruction_limit != 0 ? options.instruction_limit
                                          : (runs_checked(options) && !verifies(options)) ? checked_default_limit
                                                                                          : 0;
@@ -374,6 +391,7 @@ void run_input(const run_options& options, const ebpf::loaded_object& object, co
     summary.input = options.input;
     summary.checked = runs_checked(options);
     summary.verified = verifies(options);
+    summary.engine = engine_name(options);
     output_table writers = open_outputs(options, input->precision(), summary.outputs);
 
     ebpf::execution_state state(0);
@@ -582,6 +600,7 @@ void run_ports(const run_options& options, const ebpf::loaded_object& object, co
     summary.workers = options.workers;
     summary.checked = runs_checked(options);
     summary.verified = verifies(options);
+    summary.engine = engine_name(options);
     summary.report = (*engine)->report();
     summary.notes = (*engine)->notes();
     if (auto checked = (*engine)->check(); !checked) {
@@ -681,6 +700,13 @@ void run(const run_options& options) {
         fail("--unchecked trusts the program without verifying or checking it; it does not combine with --checked or "
              "--no-verify");
     }
+    if (options.engine != "jit" && options.engine != "interpreter") {
+        fail(fmt::format("--engine {}: jit or interpreter", options.engine));
+    }
+    if (options.engine == "jit" && !options.checked && !options.no_verify && options.instruction_limit != 0) {
+        fmt::print(stderr, "sluice run: note: --instruction-limit runs the program in the interpreter (the JIT has "
+                           "no instruction limit)\n");
+    }
     if (verifies(options)) {
         if (auto verified = verify_for_run(*object, program); !verified) {
             fail(verified.error().message);
@@ -768,6 +794,10 @@ void add_run_command(CLI::App& app) {
     command->add_option("--lua-engine", options->lua_engine,
                         "For a .lua script: lua5.4 (default; sandboxed, CPU budget enforced) or luajit (faster; "
                         "trusted code: compiled traces ignore the budget). --set NAME=VALUE fills its `config` table");
+    command->add_option("--engine", options->engine,
+                        "What runs a verified (or --unchecked) eBPF program: jit (default; x86-64 native code) or "
+                        "interpreter (the reference). Checked mode (--checked, --no-verify) and --instruction-limit "
+                        "always use the interpreter");
     command->add_option("--instruction-limit", options->instruction_limit,
                         "Abort a packet's run after this many instructions (default: 1000000 with --no-verify, none "
                         "otherwise)");

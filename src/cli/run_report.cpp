@@ -19,9 +19,10 @@ double share(std::uint64_t part, std::uint64_t whole) {
 std::string format_table(const run_summary& summary) {
     const xdp::executor_stats& stats = summary.stats;
     const std::uint64_t total = stats.received.packets;
-    std::string text = fmt::format("{}: program {} ({}, {} mode) over {}: {} packets in {:.3f} s\n", summary.object,
-                                   summary.program, summary.verified ? "verified" : "not verified",
-                                   summary.checked ? "checked" : "unchecked", summary.input, total, summary.seconds);
+    std::string text = fmt::format("{}: program {} ({}, {} mode, {}) over {}: {} packets in {:.3f} s\n",
+                                   summary.object, summary.program, summary.verified ? "verified" : "not verified",
+                                   summary.checked ? "checked" : "unchecked", summary.engine, summary.input, total,
+                                   summary.seconds);
     text += fmt::format("{:<14}{:>12}{:>16}{:>9}\n", "action", "packets", "bytes", "share");
     const auto row = [&](std::string_view name, const xdp::counter& count) {
         text += fmt::format("{:<14}{:>12}{:>16}{:>8.2f}%\n", name, count.packets, count.bytes,
@@ -65,6 +66,7 @@ nlohmann::json format_json(const run_summary& summary) {
                        {"input", summary.input},
                        {"mode", summary.checked ? "checked" : "unchecked"},
                        {"verified", summary.verified},
+                       {"engine", summary.engine},
                        {"seconds", summary.seconds},
                        {"packets", total},
                        {"bytes", stats.received.bytes},

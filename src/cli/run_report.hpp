@@ -29,6 +29,7 @@ struct run_summary {
     std::string input;      ///< the --in spec
     bool checked{};         ///< checked mode
     bool verified{};        ///< the verifier accepted the program (and its tail-call targets) before the run
+    std::string engine;     ///< what executed it: "JIT", "interpreter", or a Lua engine
     double seconds{};       ///< wall time of the run
     xdp::executor_stats stats;
     std::vector<output_summary> outputs;

@@ -355,7 +355,7 @@ TEST_F(run_command_test, table_totals_add_up) {
                                                   ipv4_packet({10, 0, 0, 1}, {10, 0, 0, 2}, proto_tcp, 1, 22)});
     const result done = sluice({"run", example("global_config"), "--in", "pcap:" + in});
     ASSERT_EQ(done.status, 0) << done.err;
-    EXPECT_NE(done.out.find("program port_filter (verified, unchecked mode)"), std::string::npos) << done.out;
+    EXPECT_NE(done.out.find("program port_filter (verified, unchecked mode, JIT)"), std::string::npos) << done.out;
     EXPECT_NE(done.out.find("XDP_DROP"), std::string::npos) << done.out;
     EXPECT_NE(done.out.find("total"), std::string::npos) << done.out;
     EXPECT_NE(done.out.find("50.00%"), std::string::npos) << done.out;

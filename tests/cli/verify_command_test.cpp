@@ -185,11 +185,12 @@ TEST_F(verify_command_test, run_verifies_then_runs_unchecked) {
     ASSERT_FALSE(report.is_discarded()) << done.out;
     EXPECT_EQ(report["verified"], true);
     EXPECT_EQ(report["mode"], "unchecked");
+    EXPECT_EQ(report["engine"], "JIT") << "a verified program runs as native code by default";
     EXPECT_EQ(report["packets"], 3U);
 
     const result text = sluice({"run", example("reflector"), "--in", "pcap:" + in});
     ASSERT_EQ(text.status, 0) << text.err;
-    EXPECT_NE(text.out.find("program reflector (verified, unchecked mode)"), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("program reflector (verified, unchecked mode, JIT)"), std::string::npos) << text.out;
 }
 
 TEST_F(verify_command_test, run_checked_keeps_checked_mode_for_a_verified_program) {
@@ -243,6 +244,46 @@ TEST_F(verify_command_test, run_unchecked_trusts_without_verifying_and_combines_
     const result both = sluice({"run", example("reflector"), "--in", "pcap:" + in, "--unchecked", "--checked"});
     EXPECT_EQ(both.status, 1);
     EXPECT_NE(both.err.find("--unchecked"), std::string::npos) << both.err;
+}
+
+TEST_F(verify_command_test, run_engine_choice_gives_the_same_outcomes) {
+    // The same generated traffic through the DDoS filter in the JIT, the interpreter and checked mode: the verdicts
+    // the program can decide without the clock (blocklist drops, passes) agree; each report names its engine.
+    const std::string blocklist = std::string{SLUICE_SOURCE_DIR} + "/examples/ddos_blocklist.json";
+    const std::string traffic = "gen:packets=3000,flows=50,size=64-512,attack=30@203.0.113.0/24,seed=7";
+    std::vector<nlohmann::json> reports;
+    for (const std::vector<std::string>& engine : std::vector<std::vector<std::string>>{
+             {"--engine", "jit"}, {"--engine", "interpreter"}, {"--checked"}}) {
+        std::vector<std::string> arguments{"run", example("ddos_filter"), "--in", traffic, "--map",
+                                           "blocked_v4=" + blocklist, "--dump-map", "stats", "--json"};
+        arguments.insert(arguments.end(), engine.begin(), engine.end());
+        const result done = sluice(arguments);
+        ASSERT_EQ(done.status, 0) << done.err;
+        reports.push_back(nlohmann::json::parse(done.out, nullptr, false));
+        ASSERT_FALSE(reports.back().is_discarded()) << done.out;
+    }
+    EXPECT_EQ(reports[0]["engine"], "JIT");
+    EXPECT_EQ(reports[1]["engine"], "interpreter");
+    EXPECT_EQ(reports[2]["engine"], "interpreter") << "checked mode is the interpreter's";
+    // stats[1] counts blocklisted packets: decided by the LPM lookup alone, so equal in every engine.
+    const auto blocked = [](const nlohmann::json& report) {
+        for (const auto& map : report["maps"]) {
+            if (map["name"] == "stats") {
+                return map["entries"][1]["values"][0].get<std::string>();
+            }
+        }
+        return std::string{"no stats map"};
+    };
+    for (const auto& report : reports) {
+        EXPECT_EQ(report["packets"], 3000U);
+        EXPECT_EQ(report["actions"]["aborted"]["packets"], 0U);
+        EXPECT_EQ(blocked(report), blocked(reports[0]));
+    }
+    EXPECT_NE(blocked(reports[0]), "0000000000000000") << "the traffic must hit the blocklist";
+
+    const result bad = sluice({"run", example("reflector"), "--in", "pcap:" + small_pcap(1), "--engine", "llvm"});
+    EXPECT_EQ(bad.status, 1);
+    EXPECT_NE(bad.err.find("--engine llvm: jit or interpreter"), std::string::npos) << bad.err;
 }
 
 } // namespace
