@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <bpf/bpf.h>
+#include <linux/bpf.h>
 
 #include "oracle.hpp"
 
@@ -92,6 +93,29 @@ TEST(kernel_differences, kernel_verifier_drops_code_after_fetching_atomic_on_sta
     ASSERT_TRUE(pair) << pair.error().message;
     EXPECT_EQ((*pair)->compare(packet), "");
     EXPECT_EQ((*pair)->run_kernel(packet).retval, 1U);
+}
+
+// bpf_loop beyond BPF_MAX_LOOPS (1 << 23): the helper returns -E2BIG as a long. The kernel's verifier inlines bpf_loop
+// when its flags are a known 0 (inline_bpf_loop), and the inlined code sets r0 with a 32-bit move: the program sees
+// 0x00000000fffffff9. sluice returns the helper's 64-bit -7. The low 32 bits agree; the test says what the kernel did.
+TEST(kernel_differences, inlined_bpf_loop_returns_e2big_in_32_bits) {
+    SLUICE_REQUIRE_KERNEL_ORACLE();
+    auto pair = oracle_pair::from_object(std::string(SLUICE_ORACLE_PROGRAMS_DIR) + "/oracle_helpers.o", "loop_limit");
+    ASSERT_TRUE(pair) << pair.error().message;
+    const test_packet packet{"64 zero bytes", std::vector<std::uint8_t>(64, 0), {}};
+    ASSERT_EQ((*pair)->run_kernel(packet).error, "");
+    ASSERT_EQ((*pair)->run_sluice(packet).error, "");
+    map_pair* results = (*pair)->find_map("results");
+    ASSERT_NE(results, nullptr);
+    const std::uint32_t slot = 30;
+    std::int64_t kernel = 0;
+    std::int64_t sluice = 0;
+    ASSERT_EQ(bpf_map_lookup_elem(results->kernel_fd, &slot, &kernel), 0);
+    ASSERT_EQ(results->sluice->lookup_elem(&slot, &sluice), 0);
+    EXPECT_EQ(sluice, -7) << "sluice: the helper's 64-bit -E2BIG";
+    EXPECT_EQ(static_cast<std::uint32_t>(kernel), static_cast<std::uint32_t>(sluice)) << "the low 32 bits agree";
+    std::cout << "bpf_loop(1 << 24) returned: kernel " << std::hex << kernel << ", sluice " << sluice << std::dec
+              << (kernel == 0xfffffff9 ? " (the kernel inlined bpf_loop: a 32-bit -E2BIG)" : "") << "\n";
 }
 
 TEST(kernel_differences, packets_shorter_than_ethernet_run_in_sluice_only) {
