@@ -6,12 +6,14 @@
 //    object_spec::open_file/load) and pairs the maps by name; from_generated() loads a generated program
 //    (support/program_generator.hpp) with maps created on both sides. Both fail with a message saying which side
 //    refused and why (the kernel's verifier log included).
-//  - run() runs one packet through BPF_PROG_TEST_RUN (data_in = metadata + packet, ctx_in = struct xdp_md with
-//    data = the metadata's length, ingress_ifindex, rx_queue_index) and through sluice's interpreter in checked mode
-//    (the packet in a standard 4096-byte frame, as test_run lays it out: 256 bytes of headroom, the 320-byte reserve),
-//    then compares the return code (all 32 bits the kernel reports), the output packet and its length, the metadata,
-//    and every comparable map. The result says "" when everything agreed, or gives the packet in hex, both results,
-//    and the differences.
+//  - compare() runs one packet through BPF_PROG_TEST_RUN (data_in = metadata + packet, ctx_in = struct xdp_md with
+//    data = the metadata's length, ingress_ifindex, rx_queue_index) and through sluice: its interpreter in checked
+//    mode, or its JIT (object_options::engine), with the packet in a zeroed 4096-byte frame as test_run lays it out
+//    (256 bytes of headroom, the 320-byte reserve; larger packets in a jumbo frame), then compares the return code
+//    (all 32 bits the kernel reports), the output packet and its length, the metadata, and every comparable map. The
+//    result says "" when everything agreed, or gives the packet in hex, both results, and the differences.
+//  - sluice's worker state stands in for the kernel's environment: cpu 0, the MTUs of this network namespace's
+//    interfaces (bpf_check_mtu), no other interface.
 //  - Maps are compared as sets of (key, value) in syscall layout (per-CPU values: one slot per possible cpu; sluice's
 //    maps are created with as many slots). Queues and stacks are compared by draining them and pushing the same
 //    elements back; ring buffers by consuming their records on both sides. prog_array maps hold program ids that
