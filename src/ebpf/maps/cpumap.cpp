@@ -10,9 +10,9 @@
 //   that is not a possible cpu (a worker) -ENODEV, qsize 0 deletes; a program id that does not resolve fails the
 //   entry's allocation: -ENOMEM, as the kernel reports it.
 // - delete: out of range -EINVAL, else 0. Lookups (program and control plane) see {qsize, program id}.
-#include <vector>
+#include <mutex>
 
-#include "ebpf/maps/map_internal.hpp"
+#include "ebpf/maps/redirect_array.hpp"
 
 namespace sluice::ebpf::maps {
 namespace {
@@ -33,34 +33,14 @@ void publish(cpumap_entry& slot, const cpumap_entry& entry) {
     __atomic_store_n(&slot.qsize, entry.qsize, __ATOMIC_RELEASE);
 }
 
-class cpumap final : public redirect_map {
+class cpumap final : public redirect_array<cpumap_entry, &cpumap_entry::qsize> {
 public:
-    cpumap(const map_definition& definition, unsigned cpus)
-        : redirect_map(definition, cpus), _entries(definition.max_entries) {}
+    using redirect_array::redirect_array;
 
     void set_resolvers(resolvers with) override {
         std::lock_guard guard(_lock);
         _with = std::move(with);
     }
-
-    void for_each_entry(void (*visit)(std::uint32_t, void*, void*), void* opaque) override {
-        for (std::uint32_t index = 0; index < _entries.size(); ++index) {
-            if (__atomic_load_n(&_entries[index].qsize, __ATOMIC_ACQUIRE) != 0) {
-                visit(index, &_entries[index], opaque);
-            }
-        }
-    }
-
-    // __cpu_map_lookup_elem
-    void* lookup(const void* key, unsigned) override {
-        const std::uint32_t index = array_index(key);
-        if (index >= _entries.size() || __atomic_load_n(&_entries[index].qsize, __ATOMIC_ACQUIRE) == 0) {
-            return nullptr;
-        }
-        return &_entries[index];
-    }
-    long update(const void*, const void*, std::uint64_t, unsigned) override { return -EINVAL; }
-    long remove(const void*, unsigned) override { return -EINVAL; }
 
 protected:
     long sys_lookup(const void* key, void* value) override {
@@ -78,11 +58,8 @@ protected:
         cpumap_value parsed;
         std::memcpy(&parsed, value, value_size());
         const std::uint32_t index = array_index(key);
-        if (flags > update_flag::exist) {
-            return -EINVAL;
-        }
-        if (index >= _entries.size()) {
-            return -E2BIG;
+        if (const long failed = check_update(index, flags); failed != 0) {
+            return failed;
         }
         if (flags == update_flag::noexist) {
             return -EEXIST;
@@ -94,7 +71,7 @@ protected:
             return -ENODEV; // not a possible cpu: sluice has no worker with this index
         }
         if (parsed.qsize == 0) {
-            publish(_entries[index], cpumap_entry{});
+            publish(slot(index), cpumap_entry{});
             return 0;
         }
         cpumap_entry entry{parsed.qsize, 0, nullptr};
@@ -106,25 +83,13 @@ protected:
             }
             entry.program_id = parsed.program;
         }
-        publish(_entries[index], entry);
+        publish(slot(index), entry);
         return 0;
     }
 
-    long sys_delete(const void* key) override {
-        const std::uint32_t index = array_index(key);
-        if (index >= _entries.size()) {
-            return -EINVAL;
-        }
-        publish(_entries[index], cpumap_entry{});
-        return 0;
-    }
-
-    long sys_get_next_key(const void* key, void* next_key) override {
-        return array_get_next_key(key, next_key, max_entries());
-    }
+    void clear(cpumap_entry& target) override { publish(target, cpumap_entry{}); }
 
 private:
-    std::vector<cpumap_entry> _entries; ///< a slot is present while its qsize is not 0
     std::mutex _lock;
     resolvers _with;
 };
@@ -133,16 +98,10 @@ private:
 
 // cpu_map_alloc
 std::optional<definition_problem> check_cpumap(const map_definition& definition, unsigned) {
-    if (definition.max_entries == 0) {
-        return problem(EINVAL, "max_entries", "must be at least 1");
-    }
-    if (definition.key_size != 4) {
-        return problem(EINVAL, "key_size", "must be 4 (a u32 cpu index)");
-    }
-    if (definition.value_size != 4 && definition.value_size != 8) {
-        return problem(EINVAL, "value_size", "must be 4 (struct bpf_cpumap_val's qsize) or 8 (qsize and a program id)");
-    }
-    if (auto found = check_flags_allowed(definition.map_flags, map_flag::numa_node)) {
+    const redirect_shape shape{"must be 4 (a u32 cpu index)",
+                               "must be 4 (struct bpf_cpumap_val's qsize) or 8 (qsize and a program id)", true,
+                               map_flag::numa_node};
+    if (auto found = check_redirect_definition(definition, shape)) {
         return found;
     }
     if (definition.max_entries > nr_cpus) {

@@ -17,7 +17,7 @@
 #include <mutex>
 #include <vector>
 
-#include "ebpf/maps/map_internal.hpp"
+#include "ebpf/maps/redirect_array.hpp"
 
 namespace sluice::ebpf::maps {
 namespace {
@@ -83,32 +83,12 @@ void publish(devmap_entry& slot, const devmap_entry& entry) {
     __atomic_store_n(&slot.ifindex, entry.ifindex, __ATOMIC_RELEASE);
 }
 
-class devmap final : public redirect_map {
+class devmap final : public redirect_array<devmap_entry, &devmap_entry::ifindex> {
 public:
     devmap(const map_definition& definition, unsigned cpus)
-        : redirect_map(read_only_for_programs(definition), cpus), _entries(definition.max_entries) {}
+        : redirect_array(read_only_for_programs(definition), cpus) {}
 
     void set_resolvers(resolvers with) override { _resolution.set(std::move(with)); }
-
-    void for_each_entry(void (*visit)(std::uint32_t, void*, void*), void* opaque) override {
-        for (std::uint32_t index = 0; index < _entries.size(); ++index) {
-            if (__atomic_load_n(&_entries[index].ifindex, __ATOMIC_ACQUIRE) != 0) {
-                visit(index, &_entries[index], opaque);
-            }
-        }
-    }
-
-    // __dev_map_lookup_elem
-    void* lookup(const void* key, unsigned) override {
-        const std::uint32_t index = array_index(key);
-        if (index >= _entries.size() || __atomic_load_n(&_entries[index].ifindex, __ATOMIC_ACQUIRE) == 0) {
-            return nullptr;
-        }
-        return &_entries[index];
-    }
-    // Programs may not write a devmap (the verifier refuses map_update_elem and map_delete_elem on it).
-    long update(const void*, const void*, std::uint64_t, unsigned) override { return -EINVAL; }
-    long remove(const void*, unsigned) override { return -EINVAL; }
 
 protected:
     long sys_lookup(const void* key, void* value) override {
@@ -123,11 +103,8 @@ protected:
     // __dev_map_update_elem
     long sys_update(const void* key, const void* value, std::uint64_t flags) override {
         const std::uint32_t index = array_index(key);
-        if (flags > update_flag::exist) {
-            return -EINVAL;
-        }
-        if (index >= _entries.size()) {
-            return -E2BIG;
+        if (const long failed = check_update(index, flags); failed != 0) {
+            return failed;
         }
         if (flags == update_flag::noexist) {
             return -EEXIST;
@@ -137,33 +114,20 @@ protected:
             if (value_size() == sizeof(devmap_value) && names_program(parsed.program)) {
                 return -EINVAL; // "can not specify fd if ifindex is 0"
             }
-            publish(_entries[index], devmap_entry{});
+            publish(slot(index), devmap_entry{});
             return 0;
         }
         devmap_entry entry;
         if (const long failed = _resolution.resolve(parsed, value_size(), entry); failed != 0) {
             return failed;
         }
-        publish(_entries[index], entry);
+        publish(slot(index), entry);
         return 0;
     }
 
-    // dev_map_delete_elem: an empty slot is deleted all the same.
-    long sys_delete(const void* key) override {
-        const std::uint32_t index = array_index(key);
-        if (index >= _entries.size()) {
-            return -EINVAL;
-        }
-        publish(_entries[index], devmap_entry{});
-        return 0;
-    }
-
-    long sys_get_next_key(const void* key, void* next_key) override {
-        return array_get_next_key(key, next_key, max_entries());
-    }
+    void clear(devmap_entry& target) override { publish(target, devmap_entry{}); }
 
 private:
-    std::vector<devmap_entry> _entries; ///< a slot is present while its ifindex is not 0
     devmap_resolution _resolution;
 };
 
@@ -316,18 +280,10 @@ private:
 
 // dev_map_init_map
 std::optional<definition_problem> check_devmap(const map_definition& definition, unsigned) {
-    if (definition.max_entries == 0) {
-        return problem(EINVAL, "max_entries", "must be at least 1");
-    }
-    if (definition.key_size != 4) {
-        return problem(EINVAL, "key_size", "must be 4 (a u32 index)");
-    }
-    if (definition.value_size != 4 && definition.value_size != 8) {
-        return problem(EINVAL, "value_size",
-                       "must be 4 (struct bpf_devmap_val's ifindex) or 8 (ifindex and a program id)");
-    }
-    if (auto found =
-            check_flags_allowed(definition.map_flags, map_flag::numa_node | map_flag::rdonly | map_flag::wronly)) {
+    const redirect_shape shape{"must be 4 (a u32 index)",
+                               "must be 4 (struct bpf_devmap_val's ifindex) or 8 (ifindex and a program id)", true,
+                               map_flag::numa_node | map_flag::rdonly | map_flag::wronly};
+    if (auto found = check_redirect_definition(definition, shape)) {
         return found;
     }
     if (definition.type == map_type::devmap_hash && definition.max_entries > (1U << 31)) {

@@ -8,41 +8,21 @@
 //   BPF_NOEXIST on a taken slot -EEXIST, BPF_EXIST on an empty one -ENOENT.
 // - the control plane cannot read entries (-EOPNOTSUPP); delete: out of range -EINVAL, else 0. A program's lookup
 //   sees struct bpf_xdp_sock { __u32 queue_id; }.
-#include <vector>
+#include <mutex>
 
-#include "ebpf/maps/map_internal.hpp"
+#include "ebpf/maps/redirect_array.hpp"
 
 namespace sluice::ebpf::maps {
 namespace {
 
-class xskmap final : public redirect_map {
+class xskmap final : public redirect_array<xsk_entry, &xsk_entry::socket> {
 public:
-    xskmap(const map_definition& definition, unsigned cpus)
-        : redirect_map(definition, cpus), _entries(definition.max_entries) {}
+    using redirect_array::redirect_array;
 
     void set_resolvers(resolvers with) override {
         std::lock_guard guard(_lock);
         _with = std::move(with);
     }
-
-    void for_each_entry(void (*visit)(std::uint32_t, void*, void*), void* opaque) override {
-        for (std::uint32_t index = 0; index < _entries.size(); ++index) {
-            if (__atomic_load_n(&_entries[index].socket, __ATOMIC_ACQUIRE) != nullptr) {
-                visit(index, &_entries[index], opaque);
-            }
-        }
-    }
-
-    // __xsk_map_lookup_elem
-    void* lookup(const void* key, unsigned) override {
-        const std::uint32_t index = array_index(key);
-        if (index >= _entries.size() || __atomic_load_n(&_entries[index].socket, __ATOMIC_ACQUIRE) == nullptr) {
-            return nullptr;
-        }
-        return &_entries[index];
-    }
-    long update(const void*, const void*, std::uint64_t, unsigned) override { return -EINVAL; }
-    long remove(const void*, unsigned) override { return -EINVAL; }
 
 protected:
     long sys_lookup(const void*, void*) override { return -EOPNOTSUPP; } // xsk_map_lookup_elem_sys
@@ -50,11 +30,8 @@ protected:
     // xsk_map_update_elem
     long sys_update(const void* key, const void* value, std::uint64_t flags) override {
         const std::uint32_t index = array_index(key);
-        if (flags > update_flag::exist) {
-            return -EINVAL;
-        }
-        if (index >= _entries.size()) {
-            return -E2BIG;
+        if (const long failed = check_update(index, flags); failed != 0) {
+            return failed;
         }
         std::uint32_t id;
         std::memcpy(&id, value, 4);
@@ -67,8 +44,8 @@ protected:
         if (socket == nullptr) {
             return -EBADF;
         }
-        xsk_entry& slot = _entries[index];
-        void* const old = __atomic_load_n(&slot.socket, __ATOMIC_ACQUIRE);
+        xsk_entry& target = slot(index);
+        void* const old = __atomic_load_n(&target.socket, __ATOMIC_ACQUIRE);
         if (old == socket) {
             return 0;
         }
@@ -78,28 +55,16 @@ protected:
         if (old == nullptr && flags == update_flag::exist) {
             return -ENOENT;
         }
-        __atomic_store_n(&slot.socket, nullptr, __ATOMIC_RELEASE);
-        __atomic_store_n(&slot.queue_id, queue_id, __ATOMIC_RELAXED);
-        __atomic_store_n(&slot.socket_id, id, __ATOMIC_RELAXED);
-        __atomic_store_n(&slot.socket, socket, __ATOMIC_RELEASE);
+        __atomic_store_n(&target.socket, nullptr, __ATOMIC_RELEASE);
+        __atomic_store_n(&target.queue_id, queue_id, __ATOMIC_RELAXED);
+        __atomic_store_n(&target.socket_id, id, __ATOMIC_RELAXED);
+        __atomic_store_n(&target.socket, socket, __ATOMIC_RELEASE);
         return 0;
     }
 
-    long sys_delete(const void* key) override {
-        const std::uint32_t index = array_index(key);
-        if (index >= _entries.size()) {
-            return -EINVAL;
-        }
-        __atomic_store_n(&_entries[index].socket, nullptr, __ATOMIC_RELEASE);
-        return 0;
-    }
-
-    long sys_get_next_key(const void* key, void* next_key) override {
-        return array_get_next_key(key, next_key, max_entries());
-    }
+    void clear(xsk_entry& target) override { __atomic_store_n(&target.socket, nullptr, __ATOMIC_RELEASE); }
 
 private:
-    std::vector<xsk_entry> _entries; ///< a slot is present while its socket is set
     std::mutex _lock;
     resolvers _with;
 };
@@ -108,16 +73,10 @@ private:
 
 // xsk_map_alloc
 std::optional<definition_problem> check_xskmap(const map_definition& definition, unsigned) {
-    if (definition.max_entries == 0) {
-        return problem(EINVAL, "max_entries", "must be at least 1");
-    }
-    if (definition.key_size != 4) {
-        return problem(EINVAL, "key_size", "must be 4 (a u32 index)");
-    }
-    if (definition.value_size != 4) {
-        return problem(EINVAL, "value_size", "must be 4 (a socket: an fd in the kernel, a socket id here)");
-    }
-    return check_flags_allowed(definition.map_flags, map_flag::numa_node | map_flag::rdonly | map_flag::wronly);
+    const redirect_shape shape{"must be 4 (a u32 index)",
+                               "must be 4 (a socket: an fd in the kernel, a socket id here)", false,
+                               map_flag::numa_node | map_flag::rdonly | map_flag::wronly};
+    return check_redirect_definition(definition, shape);
 }
 
 std::unique_ptr<map> make_xskmap(const map_definition& definition, unsigned cpus) {
