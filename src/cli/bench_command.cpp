@@ -14,6 +14,7 @@
 #include <set>
 
 #include "map_json.hpp"
+#include "object_options.hpp"
 #include "sluice/ebpf/helpers.hpp"
 #include "sluice/io/traffic_generator.hpp"
 #include "sluice/xdp/action.hpp"
@@ -187,25 +188,13 @@ expected<std::unique_ptr<bench_object>> load_bench_object(const bench_target& ta
     if (!spec) {
         return spec.error();
     }
-    for (const std::string& assignment : target.rodata) {
-        if (auto done = spec->set_rodata(assignment); !done) {
-            return error{fmt::format("--set {}: {}", assignment, done.error().message)};
-        }
+    if (auto done = apply_rodata(*spec, target.rodata); !done) {
+        return done.error();
     }
-    for (const std::string& assignment : target.prog_arrays) {
-        if (auto done = spec->set_prog_array_slot(assignment); !done) {
-            return error{fmt::format("--prog-array {}: {}", assignment, done.error().message)};
-        }
+    if (auto done = apply_prog_arrays(*spec, target.prog_arrays); !done) {
+        return done.error();
     }
-    const ebpf::helper_table& helpers = ebpf::xdp_helper_table();
-    ebpf::load_options options;
-    options.cpus = 1; // one worker, as `sluice run`
-    options.check_program = [&helpers](const ebpf::program_spec& program) -> expected<void> {
-        if (auto checked = ebpf::check_helper_calls(program.code, helpers); !checked) {
-            return error{fmt::format("program {}: {}", program.name, checked.error().message)};
-        }
-        return {};
-    };
+    const ebpf::load_options options = xdp_load_options(1); // one worker, as `sluice run`
     auto object = spec->load(options);
     if (!object) {
         return object.error();

@@ -20,6 +20,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include "map_json.hpp"
+#include "object_options.hpp"
 #include "port_report.hpp"
 #include "program_factory.hpp"
 #include "run_report.hpp"
@@ -376,6 +378,39 @@ xdp::executor_options execution_options(const run_options& options) {
     return executor_options;
 }
 
+/// What both reports (--in and --port) say of the run: the object, the program, and how it was checked and executed.
+template <typename summary_type>
+void describe_run(summary_type& summary, const run_options& options, const ebpf::loaded_program& program) {
+    summary.object = options.file;
+    summary.program = program.name;
+    summary.checked = runs_checked(options);
+    summary.verified = verifies(options);
+    summary.engine = engine_name(options);
+}
+
+/// The report on stdout: the JSON document (with a "maps" array when maps are dumped) or the table followed by the
+/// dumped maps as text. Only the form asked for is formatted.
+void print_report(bool json, const ebpf::loaded_object& object, const std::vector<std::size_t>& dumped,
+                  const std::function<nlohmann::json()>& as_json, const std::function<std::string()>& as_table) {
+    if (json) {
+        nlohmann::json report = as_json();
+        if (!dumped.empty()) {
+            nlohmann::json maps = nlohmann::json::array();
+            for (const std::size_t i : dumped) {
+                maps.push_back(dump_map_json(object.map_specs()[i].name, *object.maps()[i]));
+            }
+            report["maps"] = std::move(maps);
+        }
+        std::cout << report.dump(2) << '\n';
+    } else {
+        std::cout << as_table();
+        for (const std::size_t i : dumped) {
+            std::cout << dump_map_text(object.map_specs()[i].name, *object.maps()[i]);
+        }
+    }
+    std::cout.flush();
+}
+
 /// `--in`: one input, one thread, packets written out by action.
 void run_input(const run_options& options, const ebpf::loaded_object& object, const ebpf::loaded_program& program) {
     fill_maps(object, options);
@@ -386,12 +421,8 @@ void run_input(const run_options& options, const ebpf::loaded_object& object, co
         fail(input.error().message);
     }
     run_summary summary;
-    summary.object = options.file;
-    summary.program = program.name;
+    describe_run(summary, options, program);
     summary.input = options.input;
-    summary.checked = runs_checked(options);
-    summary.verified = verifies(options);
-    summary.engine = engine_name(options);
     output_table writers = open_outputs(options, input->precision(), summary.outputs);
 
     ebpf::execution_state state(0);
@@ -462,23 +493,8 @@ void run_input(const run_options& options, const ebpf::loaded_object& object, co
                    state.trace_dropped, state.trace_lines_per_second);
     }
 
-    if (options.json) {
-        nlohmann::json report = format_json(summary);
-        if (!dumped.empty()) {
-            nlohmann::json maps = nlohmann::json::array();
-            for (const std::size_t i : dumped) {
-                maps.push_back(dump_map_json(object.map_specs()[i].name, *object.maps()[i]));
-            }
-            report["maps"] = std::move(maps);
-        }
-        std::cout << report.dump(2) << '\n';
-    } else {
-        std::cout << format_table(summary);
-        for (const std::size_t i : dumped) {
-            std::cout << dump_map_text(object.map_specs()[i].name, *object.maps()[i]);
-        }
-    }
-    std::cout.flush();
+    print_report(options.json, object, dumped, [&] { return format_json(summary); },
+                 [&] { return format_table(summary); });
 
     // Every packet read must be under exactly one outcome; a mismatch is a bug in sluice, and must not pass quietly.
     if (auto accounted = runner.check_accounting(); !accounted) {
@@ -595,12 +611,8 @@ void run_ports(const run_options& options, const ebpf::loaded_object& object, co
     }
 
     port_run_summary summary;
-    summary.object = options.file;
-    summary.program = program.name;
+    describe_run(summary, options, program);
     summary.workers = options.workers;
-    summary.checked = runs_checked(options);
-    summary.verified = verifies(options);
-    summary.engine = engine_name(options);
     summary.report = (*engine)->report();
     summary.notes = (*engine)->notes();
     if (auto checked = (*engine)->check(); !checked) {
@@ -609,23 +621,8 @@ void run_ports(const run_options& options, const ebpf::loaded_object& object, co
     for (const std::string& note : summary.notes) {
         fmt::print(stderr, "sluice run: note: {}\n", note);
     }
-    if (options.json) {
-        nlohmann::json report = format_port_json(summary);
-        if (!dumped.empty()) {
-            nlohmann::json maps = nlohmann::json::array();
-            for (const std::size_t i : dumped) {
-                maps.push_back(dump_map_json(object.map_specs()[i].name, *object.maps()[i]));
-            }
-            report["maps"] = std::move(maps);
-        }
-        std::cout << report.dump(2) << '\n';
-    } else {
-        std::cout << format_port_table(summary);
-        for (const std::size_t i : dumped) {
-            std::cout << dump_map_text(object.map_specs()[i].name, *object.maps()[i]);
-        }
-    }
-    std::cout.flush();
+    print_report(options.json, object, dumped, [&] { return format_port_json(summary); },
+                 [&] { return format_port_table(summary); });
     if (!summary.accounting_error.empty()) {
         fmt::print(stderr, "sluice run: {}\n", summary.accounting_error);
         throw CLI::RuntimeError(1);
@@ -668,26 +665,15 @@ void run(const run_options& options) {
     if (!spec) {
         fail(spec.error().message);
     }
-    for (const std::string& assignment : options.rodata) {
-        if (auto done = spec->set_rodata(assignment); !done) {
-            fail(fmt::format("--set {}: {}", assignment, done.error().message));
-        }
+    if (auto done = apply_rodata(*spec, options.rodata); !done) {
+        fail(done.error().message);
     }
-    const std::set<std::string> stages = tail_call_stages(*spec);
-    for (const std::string& assignment : options.prog_arrays) {
-        if (auto done = spec->set_prog_array_slot(assignment); !done) {
-            fail(fmt::format("--prog-array {}: {}", assignment, done.error().message));
-        }
+    const std::set<std::string> stages = tail_call_stages(*spec); // the object's own slots, before --prog-array's
+    if (auto done = apply_prog_arrays(*spec, options.prog_arrays); !done) {
+        fail(done.error().message);
     }
-    const ebpf::helper_table& helpers = ebpf::xdp_helper_table();
-    ebpf::load_options load;
-    load.cpus = options.workers; // per-CPU map slots and cpumap entries: one per worker
-    load.check_program = [&helpers](const ebpf::program_spec& program) -> expected<void> {
-        if (auto checked = ebpf::check_helper_calls(program.code, helpers); !checked) {
-            return error{fmt::format("program {}: {}", program.name, checked.error().message)};
-        }
-        return {};
-    };
+    // per-CPU map slots and cpumap entries: one per worker
+    const ebpf::load_options load = xdp_load_options(options.workers);
     auto object = spec->load(load);
     if (!object) {
         fail(object.error().message);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "object_options.hpp"
 #include "sluice/ebpf/verifier.hpp"
 
 namespace sluice::cli {
@@ -93,10 +94,8 @@ void verify_command(const verify_options& options) {
     if (!spec) {
         fail(spec.error().message);
     }
-    for (const std::string& assignment : options.rodata) {
-        if (auto done = spec->set_rodata(assignment); !done) {
-            fail(fmt::format("--set {}: {}", assignment, done.error().message));
-        }
+    if (auto done = apply_rodata(*spec, options.rodata); !done) {
+        fail(done.error().message);
     }
     // No check_program: a call to a helper sluice lacks is the verifier's to report, beside the program's other
     // faults, rather than a load error that hides every other program's verdict.
