@@ -21,9 +21,9 @@
 #include <thread>
 #include <vector>
 
-#include "../io/temp_directory.hpp"
 #include "sluice/io/pcap.hpp"
 #include "sluice/xdp/frame.hpp"
+#include "sluice_command.hpp"
 
 namespace sluice::cli {
 namespace {
@@ -112,13 +112,9 @@ struct captured {
     std::uint64_t timestamp_ns{};
 };
 
-struct result {
-    int status{-1};
-    std::string out;
-    std::string err;
-};
+using command_testing::result;
 
-class run_command_test : public io::testing::temp_directory_test {
+class run_command_test : public command_testing::sluice_command_test {
 protected:
     static constexpr std::uint64_t first_timestamp_ns = 1'700'000'000'123'456'789ULL;
 
@@ -161,27 +157,6 @@ protected:
             }
         }
         return packets;
-    }
-
-    /// Runs `sluice ARGUMENTS` (each argument single-quoted) and collects its exit status and output.
-    result sluice(const std::vector<std::string>& arguments) {
-        std::string command = std::string("'") + SLUICE_BINARY + "'";
-        for (const std::string& argument : arguments) {
-            command += " '" + argument + "'";
-        }
-        const std::string out = path("stdout.txt");
-        const std::string err = path("stderr.txt");
-        command += " >'" + out + "' 2>'" + err + "'";
-        const int raw = std::system(command.c_str());
-        result done;
-        done.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-        const auto text = [](const std::string& file) {
-            std::ifstream in(file);
-            return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-        };
-        done.out = text(out);
-        done.err = text(err);
-        return done;
     }
 
     /// `sluice run ... --json`, parsed; fails the test on a non-zero exit.
@@ -633,10 +608,8 @@ TEST_F(run_command_test, sigterm_stops_reading_drains_and_reports) {
     ASSERT_EQ(waitpid(child, &raw, 0), child);
     ASSERT_TRUE(WIFEXITED(raw));
     EXPECT_EQ(WEXITSTATUS(raw), 0);
-    std::ifstream out_file(out);
-    const std::string table((std::istreambuf_iterator<char>(out_file)), std::istreambuf_iterator<char>());
-    std::ifstream err_file(err);
-    const std::string messages((std::istreambuf_iterator<char>(err_file)), std::istreambuf_iterator<char>());
+    const std::string table = text_of(out);
+    const std::string messages = text_of(err);
     EXPECT_NE(messages.find("stopped by a signal"), std::string::npos) << messages;
     EXPECT_NE(table.find("accounting: every frame accounted for"), std::string::npos) << table;
 }

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "../io/temp_directory.hpp"
+#include "sluice_command.hpp"
 
 namespace sluice::cli {
 namespace {
@@ -23,11 +23,7 @@ std::string example(const std::string& name) {
     return std::string(SLUICE_EXAMPLES_DIR) + "/" + name + ".o";
 }
 
-struct result {
-    int status{-1};
-    std::string out;
-    std::string err;
-};
+using command_testing::result;
 
 std::size_t count_of(const std::string& text, const std::string& needle) {
     std::size_t count = 0;
@@ -37,29 +33,8 @@ std::size_t count_of(const std::string& text, const std::string& needle) {
     return count;
 }
 
-class verify_command_test : public io::testing::temp_directory_test {
+class verify_command_test : public command_testing::sluice_command_test {
 protected:
-    /// Runs `sluice ARGUMENTS` (each argument single-quoted) and collects its exit status and output.
-    result sluice(const std::vector<std::string>& arguments) {
-        std::string command = std::string("'") + SLUICE_BINARY + "'";
-        for (const std::string& argument : arguments) {
-            command += " '" + argument + "'";
-        }
-        const std::string out = path("stdout.txt");
-        const std::string err = path("stderr.txt");
-        command += " >'" + out + "' 2>'" + err + "'";
-        const int raw = std::system(command.c_str());
-        result done;
-        done.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-        const auto text = [](const std::string& file) {
-            std::ifstream in(file);
-            return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-        };
-        done.out = text(out);
-        done.err = text(err);
-        return done;
-    }
-
     /// A pcap file of `count` 60-byte ARP-like packets.
     std::string small_pcap(int count) {
         const std::string file = path("in.pcap");
