@@ -4,19 +4,12 @@
 
 #include <gtest/gtest.h>
 
-#include "kernel_oracle.hpp"
+#include "creation_cases.hpp"
 
 namespace sluice::ebpf {
 namespace {
 
-using testing::kernel_map;
-
-struct creation_case {
-    const char* description;
-    map_definition definition;
-    long expected_errno; ///< 0: created
-    const char* field;   ///< the field sluice must blame
-};
+using testing::creation_case;
 
 constexpr std::uint32_t no_prealloc = map_flag::no_prealloc;
 
@@ -75,23 +68,7 @@ std::vector<creation_case> cases() {
 }
 
 TEST(MapCreation, SluiceChecksNameTheField) {
-    for (const auto& test : cases()) {
-        SCOPED_TRACE(test.description);
-        const auto found = check_definition(test.definition, 2);
-        if (test.expected_errno == 0) {
-            EXPECT_FALSE(found.has_value()) << found->field << ": " << found->reason;
-            const auto created = create_map(test.definition, 2);
-            ASSERT_TRUE(created.has_value()) << created.error().message;
-        } else {
-            ASSERT_TRUE(found.has_value());
-            EXPECT_EQ(found->errno_value, test.expected_errno);
-            EXPECT_EQ(found->field, test.field);
-            const auto created = create_map(test.definition, 2);
-            ASSERT_FALSE(created.has_value());
-            EXPECT_NE(created.error().message.find(test.field), std::string::npos) << created.error().message;
-            EXPECT_NE(created.error().message.find(std::string(to_string(test.definition.type))), std::string::npos);
-        }
-    }
+    testing::expect_sluice_checks_name_the_field(cases());
 }
 
 TEST(MapCreation, NameLimits) {
@@ -103,14 +80,7 @@ TEST(MapCreation, NameLimits) {
 }
 
 TEST(MapCreation, KernelAgrees) {
-    SLUICE_REQUIRE_KERNEL_MAPS();
-    for (const auto& test : cases()) {
-        SCOPED_TRACE(test.description);
-        kernel_map kernel(test.definition);
-        EXPECT_EQ(kernel.status(), -test.expected_errno);
-        const auto found = check_definition(test.definition, testing::kernel_cpus());
-        EXPECT_EQ(found ? found->errno_value : 0, test.expected_errno);
-    }
+    testing::expect_kernel_agrees(cases());
 }
 
 TEST(MapCreation, PerCpuLruRoundsMaxEntriesToCpus) {

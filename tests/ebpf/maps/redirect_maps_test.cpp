@@ -9,7 +9,7 @@
 
 #include <gtest/gtest.h>
 
-#include "kernel_oracle.hpp"
+#include "creation_cases.hpp"
 
 namespace sluice::ebpf {
 namespace {
@@ -18,12 +18,7 @@ using testing::kernel_map;
 
 // ---- creation ----
 
-struct creation_case {
-    const char* description;
-    map_definition definition;
-    long expected_errno;
-    const char* field;
-};
+using testing::creation_case;
 
 std::vector<creation_case> creation_cases() {
     using enum map_type;
@@ -55,20 +50,7 @@ std::vector<creation_case> creation_cases() {
 }
 
 TEST(RedirectMapCreation, SluiceChecksNameTheField) {
-    for (const auto& test : creation_cases()) {
-        SCOPED_TRACE(test.description);
-        const auto created = create_map(test.definition, 2);
-        if (test.expected_errno == 0) {
-            EXPECT_TRUE(created.has_value()) << created.error().message;
-            continue;
-        }
-        const auto found = check_definition(test.definition, 2);
-        ASSERT_TRUE(found.has_value());
-        EXPECT_EQ(found->errno_value, test.expected_errno);
-        EXPECT_EQ(found->field, test.field);
-        ASSERT_FALSE(created.has_value());
-        EXPECT_NE(created.error().message.find(test.field), std::string::npos) << created.error().message;
-    }
+    testing::expect_sluice_checks_name_the_field(creation_cases());
     // NR_CPUS: sluice takes a distribution kernel's 8192 (this machine's kernel may be built with fewer).
     const auto too_many = check_definition({map_type::cpumap, 4, 4, 8193, 0, "c"}, 2);
     ASSERT_TRUE(too_many.has_value());
@@ -76,14 +58,7 @@ TEST(RedirectMapCreation, SluiceChecksNameTheField) {
 }
 
 TEST(RedirectMapCreation, KernelAgrees) {
-    SLUICE_REQUIRE_KERNEL_MAPS();
-    for (const auto& test : creation_cases()) {
-        SCOPED_TRACE(test.description);
-        kernel_map kernel(test.definition);
-        EXPECT_EQ(kernel.status(), -test.expected_errno);
-        const auto found = check_definition(test.definition, testing::kernel_cpus());
-        EXPECT_EQ(found ? found->errno_value : 0, test.expected_errno);
-    }
+    testing::expect_kernel_agrees(creation_cases());
 }
 
 // ---- control-plane semantics, step by step on both ----
