@@ -11,7 +11,6 @@
 //   sluice_lua_bench [--repeat N] [--packets N] [--trials N] [--json FILE]
 #include <fmt/format.h>
 
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -21,24 +20,18 @@
 #include <vector>
 
 #include "bench_command.hpp"
+#include "bench_frame.hpp"
 #include "sluice/ebpf/helpers.hpp"
 #include "sluice/lua/script_program.hpp"
-#include "sluice/xdp/frame.hpp"
 
 namespace sluice::bench {
 namespace {
-
-void drop_trace(std::string_view, unsigned, void*) {}
-
-constexpr std::uint32_t bench_ifindex = 1; // as BPF_PROG_TEST_RUN and sluice bench's variants give the program
 
 /// A Lua twin as a bench variant.
 class lua_variant final : public cli::bench_variant {
 public:
     lua_variant(cli::bench_target target, std::string script, lua::engine kind)
-        : _target(std::move(target)), _script(std::move(script)), _engine(kind), _pool(1) {
-        _frame = _pool.acquire();
-    }
+        : _target(std::move(target)), _script(std::move(script)), _engine(kind) {}
 
     expected<void> reset() override {
         _program.reset();
@@ -48,7 +41,7 @@ public:
         }
         const cli::bench_object& reference = **loaded;
         _state = std::make_unique<ebpf::execution_state>(0);
-        _state->trace = &drop_trace;
+        _state->trace = &cli::drop_bench_trace;
         lua::options settings;
         settings.engine = _engine;
         settings.log = [](std::string_view line) { fmt::print(stderr, "lua: {}\n", line); };
@@ -86,52 +79,20 @@ public:
     }
 
     expected<cli::packet_outcome> run_once(std::span<const std::uint8_t> packet) override {
-        if (auto loaded = load(packet); !loaded) {
-            return loaded.error();
-        }
-        xdp::frame* frames[1] = {_frame};
-        std::array<xdp::action, 1> actions{};
-        _program->run_batch(frames, actions);
-        const auto bytes = _frame->packet();
-        return cli::packet_outcome{static_cast<std::uint32_t>(actions[0]), {bytes.begin(), bytes.end()}};
+        return _frame.run_once(_program ? &*_program : nullptr, packet);
     }
 
     expected<double> time(std::span<const std::uint8_t> packet, std::uint64_t repeat) override {
-        if (auto loaded = load(packet); !loaded) {
-            return loaded.error();
-        }
-        std::array<xdp::frame*, xdp::max_batch_size> frames{};
-        frames.fill(_frame);
-        std::array<xdp::action, xdp::max_batch_size> actions{};
-        const std::uint64_t batches = (repeat + xdp::max_batch_size - 1) / xdp::max_batch_size;
-        const auto start = std::chrono::steady_clock::now();
-        for (std::uint64_t i = 0; i < batches; ++i) {
-            _program->run_batch(frames, actions);
-        }
-        const auto elapsed = std::chrono::steady_clock::now() - start;
-        return std::chrono::duration<double, std::nano>(elapsed).count() /
-               static_cast<double>(batches * xdp::max_batch_size);
+        return _frame.time(_program ? &*_program : nullptr, packet, repeat);
     }
 
 private:
-    expected<void> load(std::span<const std::uint8_t> packet) {
-        if (!_program) {
-            return error{"bench: variant not reset"};
-        }
-        if (!_frame->assign(packet)) {
-            return error{fmt::format("bench: a packet of {} bytes does not fit a frame", packet.size())};
-        }
-        _frame->set_ingress(bench_ifindex, 0);
-        return {};
-    }
-
     cli::bench_target _target;
     std::string _script;
     lua::engine _engine;
     std::unique_ptr<ebpf::execution_state> _state;
     std::optional<lua::script_program> _program;
-    xdp::frame_pool _pool;
-    xdp::frame* _frame{};
+    cli::bench_frame _frame;
 };
 
 std::optional<double> ns_of(const cli::size_result& size, std::string_view name) {

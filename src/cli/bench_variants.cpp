@@ -5,13 +5,12 @@
 
 #include <fmt/format.h>
 
-#include <array>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <fstream>
 
 #include "bench_command.hpp"
+#include "bench_frame.hpp"
 #include "sluice/ebpf/helpers.hpp"
 #include "sluice/xdp/executor.hpp"
 #include "sluice/xdp/frame.hpp"
@@ -19,17 +18,11 @@
 namespace sluice::cli {
 namespace {
 
-void drop_trace(std::string_view, unsigned, void*) {}
-
-constexpr std::uint32_t bench_ifindex = 1; // the loopback, as BPF_PROG_TEST_RUN gives the program
-
 /// sluice's executor with one engine: the data path as `sluice run` drives it.
 class executor_variant final : public bench_variant {
 public:
     executor_variant(bench_target target, xdp::executor_options options)
-        : _target(std::move(target)), _options(std::move(options)), _pool(1) {
-        _frame = _pool.acquire();
-    }
+        : _target(std::move(target)), _options(std::move(options)) {}
 
     expected<void> reset() override {
         _executor.reset();
@@ -39,7 +32,7 @@ public:
         }
         _object = std::move(*loaded);
         _state = std::make_unique<ebpf::execution_state>(0);
-        _state->trace = &drop_trace; // bpf_printk lines would be timed as output, not as the program
+        _state->trace = &drop_bench_trace; // bpf_printk lines would be timed as output, not as the program
         auto created =
             xdp::executor::create(_object->object, *_object->program, ebpf::xdp_helper_table(), *_state, _options);
         if (!created) {
@@ -50,53 +43,20 @@ public:
     }
 
     expected<packet_outcome> run_once(std::span<const std::uint8_t> packet) override {
-        if (auto loaded = load(packet); !loaded) {
-            return loaded.error();
-        }
-        xdp::frame* frames[1] = {_frame};
-        std::array<xdp::action, 1> actions{};
-        _executor->run_batch(frames, actions);
-        const auto bytes = _frame->packet();
-        return packet_outcome{static_cast<std::uint32_t>(actions[0]), {bytes.begin(), bytes.end()}};
+        return _frame.run_once(_executor ? &*_executor : nullptr, packet);
     }
 
     expected<double> time(std::span<const std::uint8_t> packet, std::uint64_t repeat) override {
-        if (auto loaded = load(packet); !loaded) {
-            return loaded.error();
-        }
-        // One buffer run again and again, as BPF_PROG_TEST_RUN's repeat does, in batches as the data path runs.
-        std::array<xdp::frame*, xdp::max_batch_size> frames{};
-        frames.fill(_frame);
-        std::array<xdp::action, xdp::max_batch_size> actions{};
-        const std::uint64_t batches = (repeat + xdp::max_batch_size - 1) / xdp::max_batch_size;
-        const auto start = std::chrono::steady_clock::now();
-        for (std::uint64_t i = 0; i < batches; ++i) {
-            _executor->run_batch(frames, actions);
-        }
-        const auto elapsed = std::chrono::steady_clock::now() - start;
-        return std::chrono::duration<double, std::nano>(elapsed).count() /
-               static_cast<double>(batches * xdp::max_batch_size);
+        return _frame.time(_executor ? &*_executor : nullptr, packet, repeat);
     }
 
 private:
-    expected<void> load(std::span<const std::uint8_t> packet) {
-        if (!_executor) {
-            return error{"bench: variant not reset"};
-        }
-        if (!_frame->assign(packet)) {
-            return error{fmt::format("bench: a packet of {} bytes does not fit a frame", packet.size())};
-        }
-        _frame->set_ingress(bench_ifindex, 0);
-        return {};
-    }
-
     bench_target _target;
     xdp::executor_options _options;
     std::unique_ptr<bench_object> _object;
     std::unique_ptr<ebpf::execution_state> _state;
     std::optional<xdp::executor> _executor;
-    xdp::frame_pool _pool;
-    xdp::frame* _frame{};
+    bench_frame _frame;
 };
 
 int silent_libbpf(libbpf_print_level, const char*, va_list) {
