@@ -15,6 +15,7 @@ namespace {
 using ::testing::HasSubstr;
 using testing::ipv4_udp;
 using testing::packet_set;
+using testing::trace_capture;
 
 /// chain_to_lua.o loaded, with a script attached to the executor's execution state.
 struct chained {
@@ -88,11 +89,7 @@ function classify(pkt)
 end
 )lua");
     ASSERT_TRUE(setup.executor);
-    std::vector<std::string> trace;
-    setup.state.trace = [](std::string_view line, unsigned, void* opaque) {
-        static_cast<std::vector<std::string>*>(opaque)->emplace_back(line);
-    };
-    setup.state.trace_opaque = &trace;
+    trace_capture trace(setup.state);
     packet_set packets;
     packets.add(ipv4_udp(1, 2, 3, 53));
     packets.add(ipv4_udp(1, 2, 3, 80));
@@ -106,7 +103,7 @@ end
     EXPECT_EQ(out, (std::vector{xdp::action::drop, xdp::action::redirect, xdp::action::pass, xdp::action::aborted,
                                 xdp::action::pass}));
     EXPECT_EQ(setup.executor->redirect_decisions()[1].ifindex, 4U) << "the Lua redirect set the eBPF packet's state";
-    EXPECT_EQ(trace, std::vector<std::string>{"ipv4 packets so far\t3"}) << "the script reads the eBPF map";
+    EXPECT_EQ(trace.lines, std::vector<std::string>{"ipv4 packets so far\t3"}) << "the script reads the eBPF map";
     const script_stats& stats = setup.script->script_statistics();
     EXPECT_EQ(stats.chained_calls, 4U);
     EXPECT_EQ(stats.chained_failures, 1U);
@@ -193,18 +190,14 @@ summary = table.concat(results, " ")
 function xdp(pkt) print(summary) return XDP_PASS end
 )lua");
     ASSERT_TRUE(script.program);
-    std::vector<std::string> trace;
-    script.state.trace = [](std::string_view line, unsigned, void* opaque) {
-        static_cast<std::vector<std::string>*>(opaque)->emplace_back(line);
-    };
-    script.state.trace_opaque = &trace;
+    trace_capture trace(script.state);
     packet_set packets;
     packets.add(ipv4_udp(1, 2, 3, 4));
     packets.run(*script.program);
-    ASSERT_EQ(trace.size(), 1U) << ::testing::PrintToString(script.log);
-    EXPECT_EQ(trace[0], fmt::format("0 {} 5 {} 0 {} 0 {} {} {} nil true true 4294967295 false 80=5 1 {} "
-                                    "{{address=167772161, port=80}}",
-                                    -EEXIST, -ENOENT, -E2BIG, -ENOENT, -EINVAL, -E2BIG, -ENOENT));
+    ASSERT_EQ(trace.lines.size(), 1U) << ::testing::PrintToString(script.log);
+    EXPECT_EQ(trace.lines[0], fmt::format("0 {} 5 {} 0 {} 0 {} {} {} nil true true 4294967295 false 80=5 1 {} "
+                                          "{{address=167772161, port=80}}",
+                                          -EEXIST, -ENOENT, -E2BIG, -ENOENT, -EINVAL, -E2BIG, -ENOENT));
 }
 
 TEST_P(chaining_test, MapErrorsNameWhatIsWrong) {

@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sluice/io/traffic_generator.hpp"
@@ -107,6 +108,20 @@ inline std::vector<xdp::action> run_generated(xdp::batch_program& program, io::t
     }
     return actions;
 }
+
+/// Collects what scripts print (the trace sink bpf_trace_printk writes to).
+struct trace_capture {
+    std::vector<std::string> lines;
+
+    explicit trace_capture(ebpf::execution_state& state) {
+        state.trace = [](std::string_view line, unsigned, void* opaque) {
+            static_cast<trace_capture*>(opaque)->lines.emplace_back(line);
+        };
+        state.trace_opaque = this;
+    }
+    trace_capture(const trace_capture&) = delete; // the state points at this object
+    trace_capture& operator=(const trace_capture&) = delete;
+};
 
 /// A script_program that must load; lines it logs are kept.
 struct loaded_script {

@@ -15,6 +15,7 @@ namespace {
 using testing::ipv4_udp;
 using testing::loaded_script;
 using testing::packet_set;
+using testing::trace_capture;
 
 class script_program_test : public ::testing::TestWithParam<engine> {};
 
@@ -72,18 +73,6 @@ end
     EXPECT_EQ(bytes[30], 0xde);
     EXPECT_EQ(bytes[33], 0xef);
 }
-
-/// Collects what scripts print (the trace sink bpf_trace_printk writes to).
-struct trace_capture {
-    std::vector<std::string> lines;
-
-    explicit trace_capture(ebpf::execution_state& state) {
-        state.trace = [](std::string_view line, unsigned, void* opaque) {
-            static_cast<trace_capture*>(opaque)->lines.emplace_back(line);
-        };
-        state.trace_opaque = this;
-    }
-};
 
 TEST_P(script_program_test, ParsersReturnFieldsAndNilForCutHeaders) {
     loaded_script script(GetParam(), R"lua(
