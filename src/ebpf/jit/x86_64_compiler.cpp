@@ -661,7 +661,8 @@ void compiler::emit_divide(const instruction& ins, bool wide, bool modulo) {
 
 // Shifts: x86 masks the count to 5 or 6 bits exactly as eBPF does. A register count must be in cl (r4's low byte).
 void compiler::emit_shift(const instruction& ins, bool wide) {
-    const auto shift = [&](const Xbyak::Operand& target, const Xbyak::Reg8& count) {
+    // `count` is an immediate (int) or cl.
+    const auto shift = [&](const Xbyak::Operand& target, const auto& count) {
         switch (op::alu_op(ins.opcode)) {
         case op::alu_lsh:
             shl(target, count);
@@ -683,31 +684,18 @@ void compiler::emit_shift(const instruction& ins, bool wide) {
             }
             return;
         }
-        switch (op::alu_op(ins.opcode)) {
-        case op::alu_lsh:
-            shl(dst, count);
-            break;
-        case op::alu_rsh:
-            shr(dst, count);
-            break;
-        default:
-            sar(dst, count);
-            break;
-        }
+        shift(dst, count);
         return;
     }
     if (ins.src == 4) {
         shift(dst, cl);
-    } else if (ins.dst == 4) {
-        const Xbyak::Reg scratch = wide ? Xbyak::Reg(r11) : Xbyak::Reg(r11d);
-        mov(r11, rcx);
-        mov(rcx, reg(ins.src));
-        shift(scratch, cl);
-        mov(rcx, r11);
     } else {
+        // cl must hold the count: rcx's value waits in r11, and when rcx is the destination the shift works on that
+        // copy, which then goes back to rcx.
+        const Xbyak::Reg target = ins.dst != 4 ? dst : wide ? Xbyak::Reg(r11) : Xbyak::Reg(r11d);
         mov(r11, rcx);
         mov(rcx, reg(ins.src));
-        shift(dst, cl);
+        shift(target, cl);
         mov(rcx, r11);
     }
     if (!wide) {
