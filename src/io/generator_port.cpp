@@ -14,28 +14,16 @@ namespace {
 class generator_port final : public port {
 public:
     generator_port(std::string_view spec, traffic_generator generator, xdp::frame_pool& pool)
-        : port(std::string(spec)), _generator(std::move(generator)), _pool(pool) {
-        _features.kind = "gen";
-        _features.interface = std::string(spec.substr(spec.find(':') + 1));
-        _features.ifindex = detail::next_sluice_ifindex();
-        _features.rx = true;
-        _features.metadata = true;
-        _features.mtu = _pool.frame_capacity();
-        _features.mode =
-            fmt::format("generator, {} packets, seed {}", _generator.spec().packets, _generator.spec().seed);
-    }
+        : port(std::string(spec)), _generator(std::move(generator)), _pool(pool),
+          _features(detail::reader_features(
+              "gen", std::string(spec.substr(spec.find(':') + 1)),
+              fmt::format("generator, {} packets, seed {}", _generator.spec().packets, _generator.spec().seed),
+              pool)) {}
 
     const port_features& features() const override { return _features; }
 
     std::size_t rx_batch(std::span<xdp::frame*> out) override {
-        const std::size_t wanted = std::min(out.size(), max_batch);
-        const std::size_t acquired = _pool.acquire_batch(out.first(wanted));
-        const std::size_t filled = _generator.rx_batch(out.first(acquired));
-        _pool.release_batch(out.subspan(filled, acquired - filled));
-        for (std::size_t i = 0; i < filled; ++i) {
-            out[i]->set_ingress(_features.ifindex, 0);
-            _stats.rx_bytes += out[i]->length();
-        }
+        const std::size_t filled = detail::read_batch(_generator, _pool, out, _features.ifindex, _stats.rx_bytes);
         _stats.rx_packets += filled;
         _stats.rx_errors = _generator.errors();
         return filled;

@@ -16,29 +16,17 @@ namespace {
 class pcap_input_port final : public port {
 public:
     pcap_input_port(std::string_view spec, pcap_reader reader, xdp::frame_pool& pool)
-        : port(std::string(spec)), _reader(std::move(reader)), _pool(pool) {
-        _features.kind = "pcap";
-        _features.interface = _reader.path();
-        _features.ifindex = detail::next_sluice_ifindex();
-        _features.rx = true;
-        _features.metadata = true;
-        _features.mtu = _pool.frame_capacity();
-        _features.mode = fmt::format("read, {}{}", _reader.is_pcapng() ? "pcapng" : "pcap",
-                                     _reader.precision() == timestamp_precision::nanosecond ? ", nanosecond" : "");
-    }
+        : port(std::string(spec)), _reader(std::move(reader)), _pool(pool),
+          _features(detail::reader_features(
+              "pcap", _reader.path(),
+              fmt::format("read, {}{}", _reader.is_pcapng() ? "pcapng" : "pcap",
+                          _reader.precision() == timestamp_precision::nanosecond ? ", nanosecond" : ""),
+              pool)) {}
 
     const port_features& features() const override { return _features; }
 
     std::size_t rx_batch(std::span<xdp::frame*> out) override {
-        const std::size_t wanted = std::min(out.size(), max_batch);
-        const std::size_t acquired = _pool.acquire_batch(out.first(wanted));
-        const std::size_t filled = _reader.rx_batch(out.first(acquired));
-        _pool.release_batch(out.subspan(filled, acquired - filled));
-        for (std::size_t i = 0; i < filled; ++i) {
-            out[i]->set_ingress(_features.ifindex, 0);
-            _bytes += out[i]->length();
-        }
-        return filled;
+        return detail::read_batch(_reader, _pool, out, _features.ifindex, _bytes);
     }
 
     std::size_t tx_batch(std::span<xdp::frame* const>) override { return 0; }

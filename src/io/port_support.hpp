@@ -4,10 +4,14 @@
 // Each factory gets the spec as the user wrote it (for error messages) and the part after the kind.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <span>
 #include <string_view>
+#include <utility>
 
 #include "sluice/expected.hpp"
 #include "sluice/io/pcap.hpp" // io::max_batch
@@ -56,5 +60,37 @@ void idle(int timeout_ms);
 
 /// Gives a frame back to the pool it came from (the caller's pool unless the frame knows better).
 void release_frame(xdp::frame* item, xdp::frame_pool& fallback);
+
+/// The features of a port that reads packets sluice makes or stores itself (pcap:FILE, gen:SPEC): RX only, with
+/// metadata, a sluice ifindex of its own, and the pool's frame capacity as its MTU.
+inline port_features reader_features(std::string kind, std::string interface, std::string mode,
+                                     const xdp::frame_pool& pool) {
+    port_features features;
+    features.kind = std::move(kind);
+    features.interface = std::move(interface);
+    features.ifindex = next_sluice_ifindex();
+    features.rx = true;
+    features.metadata = true;
+    features.mtu = pool.frame_capacity();
+    features.mode = std::move(mode);
+    return features;
+}
+
+/// rx_batch of such a port: up to max_batch frames from the pool filled by `source` (a pcap_reader or a
+/// traffic_generator), the unused ones given back, each filled frame's ingress set to `ifindex` and its length added
+/// to `bytes`. Returns how many were filled.
+template <typename source_type>
+std::size_t read_batch(source_type& source, xdp::frame_pool& pool, std::span<xdp::frame*> out,
+                       std::uint32_t ifindex, std::uint64_t& bytes) {
+    const std::size_t wanted = std::min(out.size(), max_batch);
+    const std::size_t acquired = pool.acquire_batch(out.first(wanted));
+    const std::size_t filled = source.rx_batch(out.first(acquired));
+    pool.release_batch(out.subspan(filled, acquired - filled));
+    for (std::size_t i = 0; i < filled; ++i) {
+        out[i]->set_ingress(ifindex, 0);
+        bytes += out[i]->length();
+    }
+    return filled;
+}
 
 } // namespace sluice::io::detail
