@@ -367,10 +367,9 @@ int map_push(lua_State* L) {
     return 1;
 }
 
-template <bool remove> int map_pop(lua_State* L) {
-    map_handle& handle = check_map(L, 1);
-    record& out = new_record(L, handle.value, nullptr);
-    const long result = remove ? handle.target->pop(out.data) : handle.target->peek(out.data);
+/// The results of a call that filled the record on top of the stack: the record when `result` is 0, else nil and the
+/// errno (the record is dropped).
+int record_or_errno(lua_State* L, long result) {
     if (result != 0) {
         lua_pop(L, 1);
         lua_pushnil(L);
@@ -378,6 +377,13 @@ template <bool remove> int map_pop(lua_State* L) {
         return 2;
     }
     return 1;
+}
+
+template <bool remove> int map_pop(lua_State* L) {
+    map_handle& handle = check_map(L, 1);
+    record& out = new_record(L, handle.value, nullptr);
+    const long result = remove ? handle.target->pop(out.data) : handle.target->peek(out.data);
+    return record_or_errno(L, result);
 }
 
 /// next_key(key or nil) -> the next key (a record), or nil and the errno (-ENOENT after the last).
@@ -388,13 +394,7 @@ int map_next_key(lua_State* L) {
         lua_isnoneornil(L, 2) ? nullptr : argument_bytes(L, 2, handle.key, key_buffer.data(), "key");
     record& next = new_record(L, handle.key, nullptr);
     const long result = state_engine::of(L).settings.services->get_next_key(*handle.target, key, next.data);
-    if (result != 0) {
-        lua_pop(L, 1);
-        lua_pushnil(L);
-        lua_pushinteger(L, result);
-        return 2;
-    }
-    return 1;
+    return record_or_errno(L, result);
 }
 
 /// The iterator of pairs(): (map, previous key) -> next key, its value view.
