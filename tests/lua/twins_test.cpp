@@ -70,6 +70,30 @@ std::uint64_t word(const std::vector<std::byte>& value, std::size_t index) {
 constexpr const char* traffic = "packets=20000,flows=500,size=60-1500,mix=tcp:60/udp:30/icmp:10,ipv6=15,vlan=10,"
                                 "attack=30@203.0.113.0/24,attack_sources=8,seed=11";
 
+/// The verdicts of an eBPF example and of its Lua twin on the same generated traffic (`traffic`), in packet order.
+struct verdicts {
+    std::vector<xdp::action> expected; ///< the eBPF example's
+    std::vector<xdp::action> actual;   ///< the twin's
+};
+
+verdicts verdicts_on_traffic(xdp::batch_program& reference, xdp::batch_program& twin) {
+    auto spec = io::traffic_spec::parse(traffic);
+    if (!spec) {
+        ADD_FAILURE() << spec.error().message;
+        return {};
+    }
+    auto generator = io::traffic_generator::create(*spec);
+    if (!generator) {
+        ADD_FAILURE() << generator.error().message;
+        return {};
+    }
+    verdicts found;
+    found.expected = testing::run_generated(reference, *generator);
+    generator->rewind();
+    found.actual = testing::run_generated(twin, *generator);
+    return found;
+}
+
 class twins_test : public ::testing::TestWithParam<engine> {};
 
 TEST_P(twins_test, DdosFilterGivesTheSameVerdictsAndCounters) {
@@ -91,13 +115,8 @@ TEST_P(twins_test, DdosFilterGivesTheSameVerdictsAndCounters) {
     ASSERT_EQ(reference.object->find_map("blocked_v4")->update_elem(&blocked, &one, 0), 0);
     ASSERT_EQ(twin.program->find_map("blocked_v4")->update_elem(&blocked, &one, 0), 0);
 
-    auto spec = io::traffic_spec::parse(traffic);
-    ASSERT_TRUE(spec);
-    auto generator = io::traffic_generator::create(*spec);
-    ASSERT_TRUE(generator);
-    const std::vector<xdp::action> expected = testing::run_generated(*reference.executor, *generator);
-    generator->rewind();
-    const std::vector<xdp::action> actual = testing::run_generated(*twin.program, *generator);
+    const auto [expected, actual] = verdicts_on_traffic(*reference.executor, *twin.program);
+    ASSERT_FALSE(expected.empty());
     ASSERT_EQ(actual.size(), expected.size());
     for (std::size_t i = 0; i < expected.size(); ++i) {
         ASSERT_EQ(actual[i], expected[i]) << "packet " << i + 1 << "\n" << ::testing::PrintToString(twin.log);
@@ -123,13 +142,8 @@ TEST_P(twins_test, ProtoCountGivesTheSameCounters) {
     testing::loaded_script twin(GetParam(), read_text(SLUICE_EXAMPLES_SOURCE_DIR "/proto_count.lua"));
     ASSERT_TRUE(twin.program);
 
-    auto spec = io::traffic_spec::parse(traffic);
-    ASSERT_TRUE(spec);
-    auto generator = io::traffic_generator::create(*spec);
-    ASSERT_TRUE(generator);
-    const std::vector<xdp::action> expected = testing::run_generated(*reference.executor, *generator);
-    generator->rewind();
-    const std::vector<xdp::action> actual = testing::run_generated(*twin.program, *generator);
+    const auto [expected, actual] = verdicts_on_traffic(*reference.executor, *twin.program);
+    ASSERT_FALSE(expected.empty());
     EXPECT_EQ(actual, expected);
 
     const auto reference_counts = values_of(*reference.object->find_map("protocols"), 11);
