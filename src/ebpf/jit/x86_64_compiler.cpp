@@ -112,6 +112,11 @@ private:
     map* constant_map(std::size_t at) const;
     void emit_batch_entry();
     void emit_trampoline();
+    /// What both entries from C++ (batch entry, trampoline) begin and end with: the host's callee-saved registers
+    /// and the outer unwinding point (state_base_rsp, for nested entries) pushed on entry, rdi holding the
+    /// run_state; popped again from r12 (the run_state) before returning.
+    void emit_entry_save();
+    void emit_entry_return();
     void emit_prologue();
     void emit_epilogue();
     void emit_instruction(std::size_t at);
@@ -276,6 +281,27 @@ void compiler::emit_epilogue() {
     ret();
 }
 
+void compiler::emit_entry_save() {
+    push(rbp);
+    push(rbx);
+    push(r12);
+    push(r13);
+    push(r14);
+    push(r15);
+    push(qword[rdi + state_base_rsp]); // nested entries (callbacks) restore the outer unwinding point
+}
+
+void compiler::emit_entry_return() {
+    pop(qword[r12 + state_base_rsp]);
+    pop(r15);
+    pop(r14);
+    pop(r13);
+    pop(r12);
+    pop(rbx);
+    pop(rbp);
+    ret();
+}
+
 // The batch entry, System V: rdi = run_state*, rsi = batch_arguments*, rdx = first index; returns the index reached.
 // Per batch: host callee-saved registers, r12, the unwinding point. Per packet: the execution state's packet fields,
 // the few call_context fields a run may leave behind, r1..r5, the call, r0 to results, the redirect decision.
@@ -288,14 +314,8 @@ void compiler::emit_batch_entry() {
     Xbyak::Label next;
     Xbyak::Label finish;
 
-    push(rbp);
-    push(rbx);
-    push(r12);
-    push(r13);
-    push(r14);
-    push(r15);
-    push(qword[rdi + state_base_rsp]); // nested entries (callbacks) restore the outer unwinding point
-    sub(rsp, 16);                      // locals; rsp stays 16-byte aligned (return address + 7 pushes + 16)
+    emit_entry_save();
+    sub(rsp, 16); // locals; rsp stays 16-byte aligned (return address + 7 pushes + 16)
     mov(r12, rdi);
     mov(qword[rsp + args_slot], rsi);
     mov(qword[rsp + index_slot], rdx);
@@ -348,26 +368,13 @@ void compiler::emit_batch_entry() {
     L(finish);
     mov(rax, qword[rsp + index_slot]);
     add(rsp, 16);
-    pop(qword[r12 + state_base_rsp]);
-    pop(r15);
-    pop(r14);
-    pop(r13);
-    pop(r12);
-    pop(rbx);
-    pop(rbp);
-    ret();
+    emit_entry_return();
 }
 
 // The trampoline, System V: rdi = run_state*, rsi = native function entry, rdx = five arguments; returns r0. run()
 // and callbacks (call_context::call) enter generated code here.
 void compiler::emit_trampoline() {
-    push(rbp);
-    push(rbx);
-    push(r12);
-    push(r13);
-    push(r14);
-    push(r15);
-    push(qword[rdi + state_base_rsp]); // rsp is 16-byte aligned again
+    emit_entry_save(); // rsp is 16-byte aligned again
     mov(r12, rdi);
     mov(rax, rsi);
     mov(r11, rdx);
@@ -379,14 +386,7 @@ void compiler::emit_trampoline() {
     lea(r11, ptr[rsp - 8]);
     mov(state(state_base_rsp, 8), r11);
     call(rax);
-    pop(qword[r12 + state_base_rsp]);
-    pop(r15);
-    pop(r14);
-    pop(r13);
-    pop(r12);
-    pop(rbx);
-    pop(rbp);
-    ret();
+    emit_entry_return();
 }
 
 Xbyak::Label& compiler::error_site(jit::failure_kind kind, std::size_t at, bool with_value) {
