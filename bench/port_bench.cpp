@@ -62,6 +62,29 @@ double thread_cpu_seconds() {
     return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
 }
 
+/// A receiving loop's view of the measurement window: poll() once a turn; when the window opens, the loop's count
+/// restarts and the thread's CPU clock is read, so that cpu_seconds() covers the window (and what follows until the
+/// loop stops).
+class receive_window {
+public:
+    explicit receive_window(const std::atomic<bool>& window) : _window(window) {}
+
+    void poll(std::uint64_t& received) {
+        if (!_counting && _window.load(std::memory_order_relaxed)) {
+            _counting = true;
+            received = 0;
+            _cpu_before = thread_cpu_seconds();
+        }
+    }
+
+    double cpu_seconds() const { return thread_cpu_seconds() - _cpu_before; }
+
+private:
+    const std::atomic<bool>& _window;
+    bool _counting{false};
+    double _cpu_before{};
+};
+
 struct measurement {
     std::string name;
     std::uint64_t received{};
@@ -325,14 +348,9 @@ std::uint64_t bare_libxdp(const std::string& interface, const std::atomic<bool>&
     xsk_ring_prod__submit(&fill, ring);
     const int fd = xsk_socket__fd(socket);
     std::uint64_t received = 0;
-    bool counting = false;
-    double cpu_before = 0;
+    receive_window counted(window);
     while (!stop.load(std::memory_order_relaxed)) {
-        if (!counting && window.load(std::memory_order_relaxed)) {
-            counting = true;
-            received = 0;
-            cpu_before = thread_cpu_seconds();
-        }
+        counted.poll(received);
         std::uint32_t rx_index = 0;
         const std::uint32_t got = xsk_ring_cons__peek(&rx, 64, &rx_index);
         if (got == 0) {
@@ -354,7 +372,7 @@ std::uint64_t bare_libxdp(const std::string& interface, const std::atomic<bool>&
         xsk_ring_cons__release(&rx, got);
         received += got;
     }
-    cpu = thread_cpu_seconds() - cpu_before;
+    cpu = counted.cpu_seconds();
     xsk_socket__delete(socket);
     xsk_umem__delete(umem);
     ::munmap(area, bytes);
@@ -390,14 +408,9 @@ std::uint64_t bare_tpacket_v3(const std::string& interface, const std::atomic<bo
     std::uint64_t received = 0;
     std::uint64_t touched = 0;
     std::uint32_t block = 0;
-    bool counting = false;
-    double cpu_before = 0;
+    receive_window counted(window);
     while (!stop.load(std::memory_order_relaxed)) {
-        if (!counting && window.load(std::memory_order_relaxed)) {
-            counting = true;
-            received = 0;
-            cpu_before = thread_cpu_seconds();
-        }
+        counted.poll(received);
         auto* descriptor = reinterpret_cast<tpacket_block_desc*>(ring + std::size_t{block} * request.tp_block_size);
         if ((__atomic_load_n(&descriptor->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) == 0) {
             pollfd readable{fd, POLLIN | POLLERR, 0};
@@ -416,7 +429,7 @@ std::uint64_t bare_tpacket_v3(const std::string& interface, const std::atomic<bo
         __atomic_store_n(&descriptor->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
         block = (block + 1) % request.tp_block_nr;
     }
-    cpu = thread_cpu_seconds() - cpu_before;
+    cpu = counted.cpu_seconds();
     ::munmap(ring, bytes);
     ::close(fd);
     note = fmt::format("{} KiB blocks (bytes seen {})", request.tp_block_size / 1024, touched);
@@ -441,21 +454,16 @@ std::uint64_t sluice_port(const std::string& spec, const std::atomic<bool>& wind
     }
     std::array<sluice::xdp::frame*, 64> frames{};
     std::uint64_t received = 0;
-    bool counting = false;
-    double cpu_before = 0;
+    receive_window counted(window);
     while (!stop.load(std::memory_order_relaxed)) {
-        if (!counting && window.load(std::memory_order_relaxed)) {
-            counting = true;
-            received = 0;
-            cpu_before = thread_cpu_seconds();
-        }
+        counted.poll(received);
         const std::size_t got = port.rx_batch(frames);
         for (std::size_t i = 0; i < got; ++i) {
             frames[i]->pool()->release(frames[i]);
         }
         received += got;
     }
-    cpu = thread_cpu_seconds() - cpu_before;
+    cpu = counted.cpu_seconds();
     note = fmt::format("kernel dropped {} (rx_missed); {}", port.stats().rx_missed, note);
     return received;
 }
