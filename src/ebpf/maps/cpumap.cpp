@@ -25,14 +25,6 @@ struct cpumap_value {
     std::uint32_t program{};
 };
 
-// qsize last when setting and first when clearing: a reader that sees a non-zero qsize sees a whole entry.
-void publish(cpumap_entry& slot, const cpumap_entry& entry) {
-    __atomic_store_n(&slot.qsize, 0U, __ATOMIC_RELEASE);
-    __atomic_store_n(&slot.program, entry.program, __ATOMIC_RELAXED);
-    __atomic_store_n(&slot.program_id, entry.program_id, __ATOMIC_RELAXED);
-    __atomic_store_n(&slot.qsize, entry.qsize, __ATOMIC_RELEASE);
-}
-
 class cpumap final : public redirect_array<cpumap_entry, &cpumap_entry::qsize> {
 public:
     using redirect_array::redirect_array;

@@ -74,15 +74,6 @@ void write_devmap_value(void* out, const devmap_entry& entry, std::uint32_t valu
     std::memcpy(out, &value, value_size);
 }
 
-// Entries are written field by field with atomic stores, ifindex last when setting and first when clearing, so a
-// lockless reader that sees a non-zero ifindex sees a whole entry (old or new program, never a torn pointer).
-void publish(devmap_entry& slot, const devmap_entry& entry) {
-    __atomic_store_n(&slot.ifindex, 0U, __ATOMIC_RELEASE);
-    __atomic_store_n(&slot.program, entry.program, __ATOMIC_RELAXED);
-    __atomic_store_n(&slot.program_id, entry.program_id, __ATOMIC_RELAXED);
-    __atomic_store_n(&slot.ifindex, entry.ifindex, __ATOMIC_RELEASE);
-}
-
 class devmap final : public redirect_array<devmap_entry, &devmap_entry::ifindex> {
 public:
     devmap(const map_definition& definition, unsigned cpus)

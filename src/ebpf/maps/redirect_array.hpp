@@ -79,6 +79,16 @@ protected:
 
     Entry& slot(std::uint32_t index) { return _entries[index]; }
 
+    /// Writes an entry that carries a program (devmap, cpumap) field by field with atomic stores, `present` cleared
+    /// first and set last, so that a lockless reader that sees it non-zero sees a whole entry (the old or the new
+    /// program, never a torn pointer).
+    static void publish(Entry& target, const Entry& entry) {
+        __atomic_store_n(&(target.*present), 0U, __ATOMIC_RELEASE);
+        __atomic_store_n(&target.program, entry.program, __ATOMIC_RELAXED);
+        __atomic_store_n(&target.program_id, entry.program_id, __ATOMIC_RELAXED);
+        __atomic_store_n(&(target.*present), entry.*present, __ATOMIC_RELEASE);
+    }
+
     /// Empties a slot (`present` first, so that readers stop seeing it before the rest changes).
     virtual void clear(Entry& target) = 0;
 
