@@ -493,8 +493,8 @@ void run_input(const run_options& options, const ebpf::loaded_object& object, co
                    state.trace_dropped, state.trace_lines_per_second);
     }
 
-    print_report(options.json, object, dumped, [&] { return format_json(summary); },
-                 [&] { return format_table(summary); });
+    print_report(
+        options.json, object, dumped, [&] { return format_json(summary); }, [&] { return format_table(summary); });
 
     // Every packet read must be under exactly one outcome; a mismatch is a bug in sluice, and must not pass quietly.
     if (auto accounted = runner.check_accounting(); !accounted) {
@@ -621,8 +621,9 @@ void run_ports(const run_options& options, const ebpf::loaded_object& object, co
     for (const std::string& note : summary.notes) {
         fmt::print(stderr, "sluice run: note: {}\n", note);
     }
-    print_report(options.json, object, dumped, [&] { return format_port_json(summary); },
-                 [&] { return format_port_table(summary); });
+    print_report(
+        options.json, object, dumped, [&] { return format_port_json(summary); },
+        [&] { return format_port_table(summary); });
     if (!summary.accounting_error.empty()) {
         fmt::print(stderr, "sluice run: {}\n", summary.accounting_error);
         throw CLI::RuntimeError(1);

@@ -17,8 +17,8 @@ public:
         : port(std::string(spec)), _generator(std::move(generator)), _pool(pool),
           _features(detail::reader_features(
               "gen", std::string(spec.substr(spec.find(':') + 1)),
-              fmt::format("generator, {} packets, seed {}", _generator.spec().packets, _generator.spec().seed),
-              pool)) {}
+              fmt::format("generator, {} packets, seed {}", _generator.spec().packets, _generator.spec().seed), pool)) {
+    }
 
     const port_features& features() const override { return _features; }
 

@@ -8,8 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <string>
 #include <span>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -80,8 +80,8 @@ inline port_features reader_features(std::string kind, std::string interface, st
 /// traffic_generator), the unused ones given back, each filled frame's ingress set to `ifindex` and its length added
 /// to `bytes`. Returns how many were filled.
 template <typename source_type>
-std::size_t read_batch(source_type& source, xdp::frame_pool& pool, std::span<xdp::frame*> out,
-                       std::uint32_t ifindex, std::uint64_t& bytes) {
+std::size_t read_batch(source_type& source, xdp::frame_pool& pool, std::span<xdp::frame*> out, std::uint32_t ifindex,
+                       std::uint64_t& bytes) {
     const std::size_t wanted = std::min(out.size(), max_batch);
     const std::size_t acquired = pool.acquire_batch(out.first(wanted));
     const std::size_t filled = source.rx_batch(out.first(acquired));

@@ -13,10 +13,10 @@ namespace sluice::ebpf::maps {
 
 /// How a redirect map's definition must look, for check_redirect_definition.
 struct redirect_shape {
-    std::string key_reason;         ///< why key_size must be 4
-    std::string value_reason;       ///< why value_size must be what it is
-    bool value_may_name_program{};  ///< value_size 4 or 8 (a program id after the first word); else 4 only
-    std::uint32_t allowed_flags{};  ///< map_flags the kind accepts
+    std::string key_reason;        ///< why key_size must be 4
+    std::string value_reason;      ///< why value_size must be what it is
+    bool value_may_name_program{}; ///< value_size 4 or 8 (a program id after the first word); else 4 only
+    std::uint32_t allowed_flags{}; ///< map_flags the kind accepts
 };
 
 /// The checks the redirect maps' alloc functions begin with, in the kernel's order: max_entries > 0, key_size 4,
@@ -38,8 +38,7 @@ inline std::optional<definition_problem> check_redirect_definition(const map_def
 /// A redirect map with one `Entry` per index, present while the field `present` (a member pointer) is not zero.
 /// Readers load `present` with acquire; a kind's update stores it last (release), so a reader that sees it set sees
 /// the whole entry.
-template <typename Entry, auto present>
-class redirect_array : public redirect_map {
+template <typename Entry, auto present> class redirect_array : public redirect_map {
 public:
     redirect_array(const map_definition& definition, unsigned cpus)
         : redirect_map(definition, cpus), _entries(definition.max_entries) {}

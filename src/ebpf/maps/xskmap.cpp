@@ -73,9 +73,8 @@ private:
 
 // xsk_map_alloc
 std::optional<definition_problem> check_xskmap(const map_definition& definition, unsigned) {
-    const redirect_shape shape{"must be 4 (a u32 index)",
-                               "must be 4 (a socket: an fd in the kernel, a socket id here)", false,
-                               map_flag::numa_node | map_flag::rdonly | map_flag::wronly};
+    const redirect_shape shape{"must be 4 (a u32 index)", "must be 4 (a socket: an fd in the kernel, a socket id here)",
+                               false, map_flag::numa_node | map_flag::rdonly | map_flag::wronly};
     return check_redirect_definition(definition, shape);
 }
 
