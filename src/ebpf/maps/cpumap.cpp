@@ -10,8 +10,6 @@
 //   that is not a possible cpu (a worker) -ENODEV, qsize 0 deletes; a program id that does not resolve fails the
 //   entry's allocation: -ENOMEM, as the kernel reports it.
 // - delete: out of range -EINVAL, else 0. Lookups (program and control plane) see {qsize, program id}.
-#include <mutex>
-
 #include "ebpf/maps/redirect_array.hpp"
 
 namespace sluice::ebpf::maps {
@@ -29,10 +27,7 @@ class cpumap final : public redirect_array<cpumap_entry, &cpumap_entry::qsize> {
 public:
     using redirect_array::redirect_array;
 
-    void set_resolvers(resolvers with) override {
-        std::lock_guard guard(_lock);
-        _with = std::move(with);
-    }
+    void set_resolvers(resolvers with) override { _resolvers.set(std::move(with)); }
 
 protected:
     long sys_lookup(const void* key, void* value) override {
@@ -68,8 +63,7 @@ protected:
         }
         cpumap_entry entry{parsed.qsize, 0, nullptr};
         if (value_size() == sizeof(cpumap_value) && names_program(parsed.program)) {
-            std::lock_guard guard(_lock);
-            entry.program = _with.program ? _with.program(parsed.program) : nullptr;
+            entry.program = _resolvers.program(parsed.program);
             if (entry.program == nullptr) {
                 return -ENOMEM; // __cpu_map_entry_alloc fails as a whole
             }
@@ -82,8 +76,7 @@ protected:
     void clear(cpumap_entry& target) override { publish(target, cpumap_entry{}); }
 
 private:
-    std::mutex _lock;
-    resolvers _with;
+    installed_resolvers _resolvers;
 };
 
 } // namespace

@@ -4,6 +4,7 @@
 // format, update rules and errnos beyond these.
 #pragma once
 
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,32 @@ inline std::optional<definition_problem> check_redirect_definition(const map_def
     }
     return check_flags_allowed(definition.map_flags, shape.allowed_flags);
 }
+
+/// The resolvers the data path installs through set_resolvers(), used by control-plane updates under a lock (an
+/// engine may install them while the control plane writes entries). Each answers nullptr without its resolver.
+class installed_resolvers {
+public:
+    void set(redirect_map::resolvers with) {
+        std::lock_guard guard(_lock);
+        _with = std::move(with);
+    }
+
+    /// The handle of program `id` (nullptr: no such program where this map needs one).
+    const void* program(std::uint32_t id) {
+        std::lock_guard guard(_lock);
+        return _with.program ? _with.program(id) : nullptr;
+    }
+
+    /// The socket with id `id` and the queue it is bound to (nullptr: no such socket).
+    void* socket(std::uint32_t id, std::uint32_t& queue_id) {
+        std::lock_guard guard(_lock);
+        return _with.socket ? _with.socket(id, queue_id) : nullptr;
+    }
+
+private:
+    std::mutex _lock;
+    redirect_map::resolvers _with;
+};
 
 /// A redirect map with one `Entry` per index, present while the field `present` (a member pointer) is not zero.
 /// Readers load `present` with acquire; a kind's update stores it last (release), so a reader that sees it set sees

@@ -8,8 +8,6 @@
 //   BPF_NOEXIST on a taken slot -EEXIST, BPF_EXIST on an empty one -ENOENT.
 // - the control plane cannot read entries (-EOPNOTSUPP); delete: out of range -EINVAL, else 0. A program's lookup
 //   sees struct bpf_xdp_sock { __u32 queue_id; }.
-#include <mutex>
-
 #include "ebpf/maps/redirect_array.hpp"
 
 namespace sluice::ebpf::maps {
@@ -19,10 +17,7 @@ class xskmap final : public redirect_array<xsk_entry, &xsk_entry::socket> {
 public:
     using redirect_array::redirect_array;
 
-    void set_resolvers(resolvers with) override {
-        std::lock_guard guard(_lock);
-        _with = std::move(with);
-    }
+    void set_resolvers(resolvers with) override { _resolvers.set(std::move(with)); }
 
 protected:
     long sys_lookup(const void*, void*) override { return -EOPNOTSUPP; } // xsk_map_lookup_elem_sys
@@ -36,11 +31,7 @@ protected:
         std::uint32_t id;
         std::memcpy(&id, value, 4);
         std::uint32_t queue_id = 0;
-        void* socket = nullptr;
-        {
-            std::lock_guard guard(_lock);
-            socket = _with.socket ? _with.socket(id, queue_id) : nullptr;
-        }
+        void* const socket = _resolvers.socket(id, queue_id);
         if (socket == nullptr) {
             return -EBADF;
         }
@@ -65,8 +56,7 @@ protected:
     void clear(xsk_entry& target) override { __atomic_store_n(&target.socket, nullptr, __ATOMIC_RELEASE); }
 
 private:
-    std::mutex _lock;
-    resolvers _with;
+    installed_resolvers _resolvers;
 };
 
 } // namespace
