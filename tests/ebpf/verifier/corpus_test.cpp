@@ -21,141 +21,15 @@
 #include <string>
 #include <vector>
 
+#include "../verifier_corpus.hpp"
 #include "sluice/ebpf/assembler.hpp"
 #include "sluice/ebpf/verifier.hpp"
 
 namespace sluice::ebpf {
 namespace {
 
-struct corpus_case {
-    std::string file;
-    std::string name;
-    std::vector<map_definition> maps;
-    std::string assembly;
-    std::vector<std::string> expected_words;
-    std::optional<std::size_t> at;
-    bool accept{};
-    xdp_attach attach{xdp_attach::device};
-    std::uint64_t limit{1'000'000};
-};
-
-std::string trim(const std::string& text) {
-    const auto first = text.find_first_not_of(" \t\r");
-    if (first == std::string::npos) {
-        return {};
-    }
-    const auto last = text.find_last_not_of(" \t\r");
-    return text.substr(first, last - first + 1);
-}
-
-map_type parse_map_type(const std::string& name) {
-    static const std::map<std::string, map_type> types{
-        {"hash", map_type::hash},
-        {"array", map_type::array},
-        {"prog_array", map_type::prog_array},
-        {"percpu_hash", map_type::percpu_hash},
-        {"percpu_array", map_type::percpu_array},
-        {"lru_hash", map_type::lru_hash},
-        {"lpm_trie", map_type::lpm_trie},
-        {"queue", map_type::queue},
-        {"stack", map_type::stack},
-        {"ringbuf", map_type::ringbuf},
-        {"devmap", map_type::devmap},
-    };
-    const auto found = types.find(name);
-    EXPECT_NE(found, types.end()) << "unknown map type " << name;
-    return found == types.end() ? map_type::array : found->second;
-}
-
-map_definition parse_map(const std::string& line) {
-    std::istringstream words(line);
-    map_definition definition;
-    std::string type;
-    words >> definition.name >> type;
-    definition.type = parse_map_type(type);
-    std::string field;
-    while (words >> field) {
-        const auto equals = field.find('=');
-        const std::string key = field.substr(0, equals);
-        const auto value = static_cast<std::uint32_t>(std::stoul(field.substr(equals + 1), nullptr, 0));
-        if (key == "key") {
-            definition.key_size = value;
-        } else if (key == "value") {
-            definition.value_size = value;
-        } else if (key == "entries") {
-            definition.max_entries = value;
-        } else if (key == "flags") {
-            definition.map_flags = value;
-        } else {
-            ADD_FAILURE() << "unknown map field " << key;
-        }
-    }
-    return definition;
-}
-
-std::vector<corpus_case> read_corpus(const std::string& folder) {
-    std::vector<corpus_case> cases;
-    std::vector<std::filesystem::path> files;
-    for (const auto& entry :
-         std::filesystem::directory_iterator(std::string(SLUICE_VERIFIER_CORPUS_DIR) + "/" + folder)) {
-        if (entry.path().extension() == ".txt") {
-            files.push_back(entry.path());
-        }
-    }
-    std::sort(files.begin(), files.end());
-    for (const auto& path : files) {
-        std::ifstream in(path);
-        std::string line;
-        std::string section;
-        while (std::getline(in, line)) {
-            if (line.starts_with("== ")) {
-                corpus_case next;
-                next.file = path.stem().string();
-                next.name = trim(line.substr(3));
-                cases.push_back(std::move(next));
-                section.clear();
-                continue;
-            }
-            if (line.starts_with("-- ")) {
-                section = trim(line.substr(3));
-                if (!cases.empty() && section == "accept") {
-                    cases.back().accept = true;
-                }
-                continue;
-            }
-            if (cases.empty()) {
-                continue; // the file's heading comments
-            }
-            corpus_case& current = cases.back();
-            const std::string text = trim(line);
-            if (section == "asm") {
-                current.assembly += line + "\n";
-            } else if (text.empty() || text.starts_with("#")) {
-                continue;
-            } else if (section == "maps") {
-                current.maps.push_back(parse_map(text));
-            } else if (section == "error") {
-                current.expected_words.push_back(text);
-            } else if (section == "at") {
-                current.at = std::stoul(text);
-            } else if (section == "options") {
-                if (text == "attach=devmap") {
-                    current.attach = xdp_attach::devmap;
-                } else if (text.starts_with("limit=")) {
-                    current.limit = std::stoull(text.substr(6));
-                } else {
-                    ADD_FAILURE() << "unknown option " << text;
-                }
-            }
-        }
-    }
-    return cases;
-}
-
-// gtest prints a case by its name rather than its bytes.
-void PrintTo(const corpus_case& c, std::ostream* out) {
-    *out << c.file << "/" << c.name;
-}
+using verifier_corpus::corpus_case;
+using verifier_corpus::read_corpus;
 
 expected<verification_result> verify_case(const corpus_case& c) {
     auto code = assemble(c.assembly);

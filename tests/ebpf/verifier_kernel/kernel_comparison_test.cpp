@@ -27,6 +27,7 @@
 #include <linux/capability.h>
 #include <sys/syscall.h>
 
+#include "../verifier_corpus.hpp"
 #include "kernel_verifier.hpp"
 #include "sluice/ebpf/assembler.hpp"
 #include "sluice/ebpf/loader.hpp"
@@ -211,93 +212,8 @@ TEST(verifier_kernel_comparison, a_write_past_a_map_value_is_rejected_by_both) {
 
 // ---- the verifier's corpus in the kernel ----
 
-/// One case of tests/ebpf/verifier/{unsafe,safe}/*.txt (the format is described in
-/// tests/ebpf/verifier/corpus_test.cpp).
-struct corpus_case {
-    std::string id; ///< file/name
-    std::vector<map_definition> maps;
-    std::string assembly;
-    bool devmap{};
-};
-
-std::string trimmed(const std::string& text) {
-    const auto first = text.find_first_not_of(" \t\r");
-    if (first == std::string::npos) {
-        return {};
-    }
-    return text.substr(first, text.find_last_not_of(" \t\r") - first + 1);
-}
-
-map_definition corpus_map(const std::string& line) {
-    static const std::map<std::string, map_type> types{
-        {"hash", map_type::hash},
-        {"array", map_type::array},
-        {"prog_array", map_type::prog_array},
-        {"percpu_hash", map_type::percpu_hash},
-        {"percpu_array", map_type::percpu_array},
-        {"lru_hash", map_type::lru_hash},
-        {"lpm_trie", map_type::lpm_trie},
-        {"queue", map_type::queue},
-        {"stack", map_type::stack},
-        {"ringbuf", map_type::ringbuf},
-        {"devmap", map_type::devmap},
-    };
-    std::istringstream words(line);
-    map_definition definition;
-    std::string type;
-    words >> definition.name >> type;
-    const auto found = types.find(type);
-    EXPECT_NE(found, types.end()) << "unknown map type " << type;
-    definition.type = found == types.end() ? map_type::array : found->second;
-    std::string field;
-    while (words >> field) {
-        const auto equals = field.find('=');
-        const std::string key = field.substr(0, equals);
-        const auto value = static_cast<std::uint32_t>(std::stoul(field.substr(equals + 1), nullptr, 0));
-        if (key == "key") {
-            definition.key_size = value;
-        } else if (key == "value") {
-            definition.value_size = value;
-        } else if (key == "entries") {
-            definition.max_entries = value;
-        } else if (key == "flags") {
-            definition.map_flags = value;
-        }
-    }
-    return definition;
-}
-
-std::vector<corpus_case> read_corpus(const std::string& folder) {
-    std::vector<std::filesystem::path> files;
-    for (const auto& entry :
-         std::filesystem::directory_iterator(std::string(SLUICE_VERIFIER_CORPUS_DIR) + "/" + folder)) {
-        if (entry.path().extension() == ".txt") {
-            files.push_back(entry.path());
-        }
-    }
-    std::ranges::sort(files);
-    std::vector<corpus_case> cases;
-    for (const auto& path : files) {
-        std::ifstream in(path);
-        std::string line;
-        std::string section;
-        while (std::getline(in, line)) {
-            if (line.starts_with("== ")) {
-                cases.push_back({path.stem().string() + "/" + trimmed(line.substr(3)), {}, {}, false});
-                section.clear();
-            } else if (line.starts_with("-- ")) {
-                section = trimmed(line.substr(3));
-            } else if (!cases.empty() && section == "asm") {
-                cases.back().assembly += line + "\n";
-            } else if (!cases.empty() && section == "maps" && !trimmed(line).empty() && !line.starts_with("#")) {
-                cases.back().maps.push_back(corpus_map(trimmed(line)));
-            } else if (!cases.empty() && section == "options" && trimmed(line) == "attach=devmap") {
-                cases.back().devmap = true;
-            }
-        }
-    }
-    return cases;
-}
+using verifier_corpus::corpus_case;
+using verifier_corpus::read_corpus;
 
 /// sluice's context offset -> struct xdp_md's, for the fields the kernel has.
 std::optional<std::int16_t> xdp_md_offset(std::int16_t sluice_offset) {
@@ -413,7 +329,8 @@ kernel_corpus_verdict kernel_verify_case_directly(const corpus_case& c) {
     if (verdict.problem.empty()) {
         const std::vector<bpf_insn> raw = kernel_form(*code, fds);
         std::vector<char> log(1 << 20);
-        LIBBPF_OPTS(bpf_prog_load_opts, options, .expected_attach_type = c.devmap ? BPF_XDP_DEVMAP : BPF_XDP,
+        const bool devmap = c.attach == xdp_attach::devmap;
+        LIBBPF_OPTS(bpf_prog_load_opts, options, .expected_attach_type = devmap ? BPF_XDP_DEVMAP : BPF_XDP,
                     .log_level = 1, .log_size = static_cast<std::uint32_t>(log.size()), .log_buf = log.data());
         const int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "corpus", "GPL", raw.data(), raw.size(), &options);
         verdict.loaded = fd >= 0;
@@ -476,22 +393,22 @@ TEST(verifier_kernel_comparison, the_kernel_rejects_the_unsafe_corpus_too) {
         const kernel_corpus_verdict verdict = kernel_verify_case(c, false);
         if (!verdict.problem.empty()) {
             ++not_asked;
-            std::printf("  %-60s not asked: %s\n", c.id.c_str(), verdict.problem.c_str());
+            std::printf("  %-60s not asked: %s\n", c.id().c_str(), verdict.problem.c_str());
             continue;
         }
-        const auto listed = sluice_only_cases().find(c.id);
+        const auto listed = sluice_only_cases().find(c.id());
         if (!verdict.loaded) {
             ++rejected;
-            EXPECT_EQ(listed, sluice_only_cases().end()) << c.id << " is listed as sluice-only, but the kernel "
+            EXPECT_EQ(listed, sluice_only_cases().end()) << c.id() << " is listed as sluice-only, but the kernel "
                                                          << "rejects it now: take it off the list";
             continue;
         }
         if (listed != sluice_only_cases().end()) {
             ++sluice_only;
-            std::printf("  %-60s kernel accepts; sluice-only: %s\n", c.id.c_str(), listed->second.c_str());
+            std::printf("  %-60s kernel accepts; sluice-only: %s\n", c.id().c_str(), listed->second.c_str());
             continue;
         }
-        ADD_FAILURE() << c.id << ": the kernel (CAP_BPF + CAP_NET_ADMIN) accepts this unsafe case; sluice rejects "
+        ADD_FAILURE() << c.id() << ": the kernel (CAP_BPF + CAP_NET_ADMIN) accepts this unsafe case; sluice rejects "
                       << "it. If sluice is right to be stricter, list it in sluice_only_cases with the reason.";
     }
     std::printf("unsafe corpus: %zu cases; the kernel with CAP_BPF + CAP_NET_ADMIN rejects %zu, accepts %zu "
@@ -511,7 +428,7 @@ TEST(verifier_kernel_comparison, what_the_kernel_says_of_the_safe_corpus) {
         const kernel_corpus_verdict verdict = kernel_verify_case(c, true);
         accepted += verdict.loaded ? 1 : 0;
         if (!verdict.loaded) {
-            std::printf("  %-60s kernel: %s\n", c.id.c_str(),
+            std::printf("  %-60s kernel: %s\n", c.id().c_str(),
                         verdict.problem.empty() ? ("rejects: " + verdict.log).c_str() : verdict.problem.c_str());
         }
     }
