@@ -46,21 +46,6 @@ const char* alu_name(std::uint8_t operation) {
     }
 }
 
-std::uint8_t negate(std::uint8_t jmp_op) {
-    switch (jmp_op) {
-    case op::jmp_jgt:
-        return op::jmp_jle;
-    case op::jmp_jge:
-        return op::jmp_jlt;
-    case op::jmp_jlt:
-        return op::jmp_jge;
-    case op::jmp_jle:
-        return op::jmp_jgt;
-    default:
-        return jmp_op;
-    }
-}
-
 bool never_null(reg_type t) {
     switch (t) {
     case reg_type::ctx:
@@ -462,7 +447,7 @@ expected<void> analyzer::step_branch(verifier_state& st, const instruction& insn
         };
         verifier_state other = st;
         prove(other, operation);
-        prove(st, negate(operation));
+        prove(st, negate_condition(operation));
         split(std::move(other));
         return {};
     }

@@ -522,33 +522,6 @@ bool bits_disagree(const tnum& a, const tnum& b) {
     return ((a.value ^ b.value) & ~a.mask & ~b.mask) != 0;
 }
 
-std::uint8_t negate_condition(std::uint8_t jmp_op) {
-    switch (jmp_op) {
-    case op::jmp_jeq:
-        return op::jmp_jne;
-    case op::jmp_jne:
-        return op::jmp_jeq;
-    case op::jmp_jgt:
-        return op::jmp_jle;
-    case op::jmp_jge:
-        return op::jmp_jlt;
-    case op::jmp_jlt:
-        return op::jmp_jge;
-    case op::jmp_jle:
-        return op::jmp_jgt;
-    case op::jmp_jsgt:
-        return op::jmp_jsle;
-    case op::jmp_jsge:
-        return op::jmp_jslt;
-    case op::jmp_jslt:
-        return op::jmp_jsge;
-    case op::jmp_jsle:
-        return op::jmp_jsgt;
-    default:
-        return jmp_op;
-    }
-}
-
 std::optional<bool> taken(std::uint8_t jmp_op, const view& d, const view& s) {
     switch (jmp_op) {
     case op::jmp_jeq:
@@ -713,6 +686,33 @@ bool narrow(std::uint8_t jmp_op, view& d, view& s, bool is64, bool jset_false) {
 }
 
 } // namespace
+
+std::uint8_t negate_condition(std::uint8_t jmp_op) {
+    switch (jmp_op) {
+    case op::jmp_jeq:
+        return op::jmp_jne;
+    case op::jmp_jne:
+        return op::jmp_jeq;
+    case op::jmp_jgt:
+        return op::jmp_jle;
+    case op::jmp_jge:
+        return op::jmp_jlt;
+    case op::jmp_jlt:
+        return op::jmp_jge;
+    case op::jmp_jle:
+        return op::jmp_jgt;
+    case op::jmp_jsgt:
+        return op::jmp_jsle;
+    case op::jmp_jsge:
+        return op::jmp_jslt;
+    case op::jmp_jslt:
+        return op::jmp_jsge;
+    case op::jmp_jsle:
+        return op::jmp_jsgt;
+    default:
+        return jmp_op;
+    }
+}
 
 std::optional<bool> scalar_branch_taken(std::uint8_t jmp_op, const scalar_value& dst, const scalar_value& src,
                                         bool is64) {

@@ -60,6 +60,8 @@ struct scalar_value {
 /// `alu_op` is the opcode's high nibble (op::alu_add ...); `is_signed` selects sdiv/smod.
 scalar_value scalar_alu(std::uint8_t alu_op, scalar_value dst, const scalar_value& src, bool is64, bool is_signed);
 scalar_value scalar_negate(scalar_value dst, bool is64);
+/// The jump opcode taken when `jmp_op`'s condition is false (jgt -> jle, jeq -> jne, jsgt -> jsle, ...).
+std::uint8_t negate_condition(std::uint8_t jmp_op);
 /// mov with sign extension from `from_bits` (8, 16, 32) into 64 or 32 bits.
 scalar_value scalar_sign_extend(scalar_value src, int from_bits, bool is64);
 /// Byte swaps: to little endian (truncation on x86), to big endian, or bswap, of `width` bits.
