@@ -45,8 +45,13 @@ struct engine_slot {
     }
 
     static void interrupt(void* opaque, std::uint64_t sequence) {
-        static_cast<engine_slot*>(opaque)->engine->interrupt(sequence);
+        auto& self = *static_cast<engine_slot*>(opaque);
+        self.interrupted.store(sequence, std::memory_order_release);
+        self.engine->interrupt(sequence);
     }
+
+    /// The progress value of the last call the watchdog found past its budget.
+    std::atomic<std::uint64_t> interrupted{};
 };
 
 } // namespace
@@ -244,6 +249,8 @@ void script_program::implementation::run_piece(std::span<xdp::frame* const> fram
     engine_slot& slot = *current;
     std::size_t first = 0;
     slot.watch.enter();
+    const std::uint64_t sequence = slot.watch.progress.load(std::memory_order_relaxed);
+    bool stopped = false;
     while (first < count) {
         detail::call_result result = slot.engine->run(frames, first, results.data(), decisions.data());
         first += result.decided;
@@ -252,6 +259,7 @@ void script_program::implementation::run_piece(std::span<xdp::frame* const> fram
         }
         const xdp::frame& item = *frames[first];
         if (result.kind == detail::failure::budget) {
+            stopped = true;
             ++script.budget_exceeded;
             script.budget_aborted += count - first;
             log(fmt::format("script {} aborted on packet {}: {} ({} packets of the batch aborted)", slot.chunk_name,
@@ -270,6 +278,9 @@ void script_program::implementation::run_piece(std::span<xdp::frame* const> fram
         ++first; // the batch goes on after the packet that failed
     }
     slot.watch.leave();
+    if (!stopped && slot.interrupted.load(std::memory_order_acquire) == sequence) {
+        ++script.budget_grace_calls;
+    }
     for (std::size_t i = 0; i < count; ++i) {
         account(i, *frames[i], out[i]);
     }

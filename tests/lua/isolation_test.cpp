@@ -128,6 +128,43 @@ end
     EXPECT_TRUE(script.program->check_accounting());
 }
 
+TEST_P(isolation_test, ABatchPastTheBudgetThatEndsWithinTheGraceIsNotAborted) {
+    if (GetParam() == engine::luajit) {
+        GTEST_SKIP() << "LuaJIT's budget is at least 20 ms (its trace compiler runs inside calls), far above this "
+                        "batch's time, so the watchdog does not look at it";
+    }
+    // A budget of 1 µs: the watchdog finds every batch of this script past it, as it does a batch the machine
+    // stalled. Each batch runs about 180,000 Lua instructions (64 packets of 1,400 loop rounds of two instructions:
+    // most of a millisecond, while the watchdog looks every 50 µs), under the 200,000 the hook allows after the
+    // watchdog fires, so no batch may be aborted; and the test checks that the watchdog did fire.
+    options settings;
+    settings.budget = std::chrono::microseconds(1);
+    loaded_script script(GetParam(), R"lua(
+function xdp(pkt)
+    local sum = 0
+    for i = 1, 1400 do
+        sum = sum + i
+    end
+    return sum > 0 and XDP_PASS or XDP_DROP
+end
+)lua",
+                         settings);
+    ASSERT_TRUE(script.program);
+    for (int batch = 0; batch < 20; ++batch) {
+        packet_set packets;
+        for (std::uint16_t port = 0; port < 64; ++port) {
+            packets.add(ipv4_udp(1, 2, 3, port));
+        }
+        EXPECT_EQ(packets.run(*script.program), std::vector<xdp::action>(64, xdp::action::pass));
+    }
+    const script_stats& failures = script.program->script_statistics();
+    EXPECT_EQ(failures.budget_exceeded, 0U);
+    EXPECT_EQ(failures.budget_aborted, 0U);
+    EXPECT_GE(failures.budget_grace_calls, 1U) << "the watchdog never fired: the test proves nothing";
+    EXPECT_TRUE(script.log.empty()) << script.log.front();
+    EXPECT_TRUE(script.program->check_accounting());
+}
+
 TEST_P(isolation_test, MemoryLimitAbortsThePacketAndTheStateRecovers) {
     options settings;
     settings.memory_limit = 4U << 20U;

@@ -42,7 +42,10 @@
 //   loadfile, string.dump, collectgarbage, ffi or jit; scripts are loaded as text only (no bytecode). A memory limit
 //   per state (a counting allocator). A budget per batch that costs nothing per packet: the worker bumps a progress
 //   counter around each call into Lua; a watchdog thread arms a debug hook only when a call has used more than
-//   `budget` of the worker's CPU time, and the hook aborts the script.
+//   `budget` of the worker's CPU time, and the hook aborts the script if the call then runs 200,000 more Lua
+//   instructions without returning (a thread's CPU clock also runs while a hypervisor holds its vCPU, so the clock
+//   alone would abort batches the machine merely stalled; those end within the grace and are counted in
+//   script_stats::budget_grace_calls).
 // - Failures: a runtime error, a value that is no action, or the memory limit abort that packet (XDP_ABORTED, a
 //   counted exception, one log line a second at most, with the script's line) and the batch goes on with the next
 //   packet. An exhausted budget aborts the packet running and every packet of the batch not yet decided; the next
@@ -103,6 +106,9 @@ struct script_stats {
     std::uint64_t bad_returns{};      ///< xdp() returned no action (the packet aborted; also unknown_return_codes)
     std::uint64_t budget_exceeded{};  ///< calls stopped by the watchdog
     std::uint64_t budget_aborted{};   ///< packets aborted by those stops (the running one and the undecided rest)
+    /// Calls found past the budget that returned within the grace instructions: the machine stalled the worker, or
+    /// the budget is tight for the script. Their packets were not aborted.
+    std::uint64_t budget_grace_calls{};
     std::uint64_t memory_exceeded{};  ///< packets aborted by the memory limit
     std::uint64_t reloads{};          ///< script versions swapped in
     std::uint64_t chained_calls{};    ///< bpf_sluice_lua calls served
