@@ -13,6 +13,7 @@ packages=(
     liblua5.4-dev libluajit-5.1-dev             # Lua on the XDP hook
     libgtest-dev libgmock-dev libbenchmark-dev  # tests and benchmarks
     iproute2                                    # network namespaces and veth pairs for port tests
+    nftables                                    # bench/: sluice_lua_bench's nftables drop rule on veth
     valgrind gnuplot-nox                        # bench/: the callgrind instruction-count gate, the PNG chart
 )
 
