@@ -2,7 +2,8 @@
 //
 // The engine-neutral half: accounting as the eBPF executor does it, failures turned into aborted packets and
 // rate-limited log lines, the watchdog registration of each Lua state, hot reload, chaining, and the maps scripts
-// declare (owned here, so that they outlive a reload).
+// declare (in a script_maps registry the program shares with the run's other programs, so that they outlive a reload
+// and are one map across workers).
 #include "sluice/lua/script_program.hpp"
 
 #include <fmt/format.h>
@@ -29,18 +30,35 @@ std::uint64_t now_ns() {
             .count());
 }
 
+} // namespace
+
+namespace detail {
+
+/// What a Lua state's host asks of its program: the maps, with the declaring script named in messages.
+class map_source {
+public:
+    virtual ebpf::map* open_map(std::string_view name, std::string& why) = 0;
+    virtual ebpf::map* declare_map(const ebpf::map_definition& definition, std::string_view declared_by,
+                                   std::string& why) = 0;
+
+protected:
+    ~map_source() = default;
+};
+
 /// One Lua state with its watchdog entry. Destroying it unregisters first, so the watchdog never interrupts a
-/// state being closed.
-struct engine_slot {
+/// state being closed. It is its engine's host, so that declarations name this version of the script.
+struct engine_slot final : host {
     detail::watched watch;
     std::unique_ptr<detail::engine> engine;
     std::string chunk_name;
+    std::string declared_by; ///< "filter.lua on worker 1", for map declaration messages
+    map_source* maps{};
 
     engine_slot() = default;
     engine_slot(const engine_slot&) = delete;
     engine_slot& operator=(const engine_slot&) = delete;
     ~engine_slot() {
-        detail::unwatch(watch);
+        unwatch(watch);
         engine.reset();
     }
 
@@ -50,11 +68,23 @@ struct engine_slot {
         self.engine->interrupt(sequence);
     }
 
+    // ---- host ----
+    ebpf::map* open_map(std::string_view name, std::string& why) override { return maps->open_map(name, why); }
+    ebpf::map* declare_map(const ebpf::map_definition& definition, std::string& why) override {
+        return maps->declare_map(definition, declared_by, why);
+    }
+    long get_next_key(ebpf::map& target, const void* key, void* next_key) override {
+        return target.get_next_key(key, next_key);
+    }
+    ebpf::helper_function helper(std::uint32_t id) override { return ebpf::xdp_helper_table().find(id); }
+
     /// The progress value of the last call the watchdog found past its budget.
     std::atomic<std::uint64_t> interrupted{};
 };
 
-} // namespace
+} // namespace detail
+
+using detail::engine_slot;
 
 std::string_view to_string(engine kind) {
     return kind == engine::luajit ? "luajit" : "lua5.4";
@@ -70,19 +100,17 @@ std::optional<engine> parse_engine(std::string_view text) {
     return std::nullopt;
 }
 
-struct script_program::implementation final : detail::host {
+struct script_program::implementation final : detail::map_source {
     ebpf::execution_state* state{};
     ebpf::execution_state* chained{}; ///< the state attach_chaining() hooked
     options settings;
+    std::shared_ptr<script_maps> maps; ///< before the states: they point into its maps
     std::unique_ptr<engine_slot> current;
 
     std::mutex pending_mutex;
     std::unique_ptr<engine_slot> pending;
     std::atomic<bool> has_pending{};
     std::atomic<std::uint64_t> versions{};
-
-    mutable std::mutex maps_mutex; ///< declare/open run in whichever thread loads a script
-    std::vector<std::unique_ptr<ebpf::map>> owned_maps;
 
     xdp::executor_stats stats;
     script_stats script;
@@ -96,58 +124,34 @@ struct script_program::implementation final : detail::host {
     std::uint64_t lines_not_shown{};
     bool logged_once{};
 
-    // ---- host ----
+    // ---- map_source ----
     ebpf::map* open_map(std::string_view name, std::string& why) override {
-        const std::lock_guard lock(maps_mutex);
-        for (const auto& owned : owned_maps) {
-            if (owned->definition().name == name) {
-                return owned.get();
-            }
+        if (ebpf::map* declared = maps->find(name); declared != nullptr) {
+            return declared;
         }
         if (settings.object != nullptr) {
             if (ebpf::map* found = settings.object->find_map(name); found != nullptr) {
                 return found;
             }
         }
-        why = settings.object != nullptr ? "no map of that name in the eBPF object, and the script declared none"
-                                         : "the script declared no map of that name (and no eBPF object is loaded)";
+        why = settings.object != nullptr ? "no map of that name in the eBPF object, and no script declared one"
+                                         : "no script declared a map of that name (and no eBPF object is loaded)";
         return nullptr;
     }
 
-    ebpf::map* declare_map(const ebpf::map_definition& definition, std::string& why) override {
-        const std::lock_guard lock(maps_mutex);
+    ebpf::map* declare_map(const ebpf::map_definition& definition, std::string_view declared_by,
+                           std::string& why) override {
         if (settings.object != nullptr && settings.object->find_map(definition.name) != nullptr) {
             why = "the eBPF object already has a map of that name: open it with maps.open";
             return nullptr;
         }
-        for (const auto& owned : owned_maps) {
-            const ebpf::map_definition& known = owned->definition();
-            if (known.name != definition.name) {
-                continue;
-            }
-            // A reloaded script declaring the same map keeps its contents.
-            if (known.type == definition.type && known.key_size == definition.key_size &&
-                known.value_size == definition.value_size && known.max_entries == definition.max_entries &&
-                known.map_flags == definition.map_flags) {
-                return owned.get();
-            }
-            why = "a map of that name exists with another definition";
+        auto declared = maps->declare(definition, declared_by, state->cpu);
+        if (!declared) {
+            why = declared.error().message;
             return nullptr;
         }
-        auto created = ebpf::create_map(definition, std::max(1U, settings.cpus));
-        if (!created) {
-            why = created.error().message;
-            return nullptr;
-        }
-        owned_maps.push_back(std::move(*created));
-        return owned_maps.back().get();
+        return *declared;
     }
-
-    long get_next_key(ebpf::map& target, const void* key, void* next_key) override {
-        return target.get_next_key(key, next_key);
-    }
-
-    ebpf::helper_function helper(std::uint32_t id) override { return ebpf::xdp_helper_table().find(id); }
 
     /// The budget of a call into Lua. LuaJIT compiles traces in the calls that first run the code, which takes
     /// milliseconds of CPU for a script like the examples; that time must not count as a runaway script, so LuaJIT
@@ -165,13 +169,15 @@ struct script_program::implementation final : detail::host {
     expected<std::unique_ptr<engine_slot>> make_slot(std::string_view source, std::string chunk_name) {
         auto slot = std::make_unique<engine_slot>();
         slot->chunk_name = chunk_name;
+        slot->declared_by = fmt::format("{} on worker {}", chunk_name, state->cpu);
+        slot->maps = this;
         // The top level may create maps (an LRU hash of 65536 entries takes milliseconds): it gets a second of CPU.
         slot->watch.budget_ns = std::max<std::int64_t>(std::chrono::nanoseconds(settings.budget).count(),
                                                        std::chrono::nanoseconds(std::chrono::seconds(1)).count());
         slot->watch.interrupt = &engine_slot::interrupt;
         slot->watch.opaque = slot.get();
         detail::engine_settings engine_settings;
-        engine_settings.services = this;
+        engine_settings.services = slot.get();
         engine_settings.state = state;
         engine_settings.memory_limit = settings.memory_limit;
         engine_settings.progress = &slot->watch.progress;
@@ -359,6 +365,7 @@ expected<script_program> script_program::create(std::string_view source, std::st
     if (self->settings.budget.count() <= 0) {
         return error{"the CPU budget per call into Lua must be positive"};
     }
+    self->maps = self->settings.maps ? self->settings.maps : std::make_shared<script_maps>(self->settings.cpus);
     auto slot = self->make_slot(source, std::move(chunk_name));
     if (!slot) {
         return slot.error();
@@ -409,18 +416,35 @@ const script_stats& script_program::script_statistics() const {
     return _self->script;
 }
 
-expected<void> script_program::reload(std::string_view source, std::string chunk_name) {
+script_program::next_version::next_version(std::unique_ptr<detail::engine_slot> slot) : _slot(std::move(slot)) {}
+script_program::next_version::next_version(next_version&&) noexcept = default;
+script_program::next_version& script_program::next_version::operator=(next_version&&) noexcept = default;
+script_program::next_version::~next_version() = default;
+
+expected<script_program::next_version> script_program::prepare_reload(std::string_view source, std::string chunk_name) {
     auto slot = _self->make_slot(source, std::move(chunk_name));
     if (!slot) {
         return slot.error();
     }
+    return next_version(std::move(*slot));
+}
+
+void script_program::stage(next_version next) {
     std::unique_ptr<engine_slot> replaced;
     {
         const std::lock_guard lock(_self->pending_mutex);
         replaced = std::move(_self->pending); // a version prepared but never swapped in is dropped
-        _self->pending = std::move(*slot);
+        _self->pending = std::move(next._slot);
         _self->has_pending.store(true, std::memory_order_release);
     }
+}
+
+expected<void> script_program::reload(std::string_view source, std::string chunk_name) {
+    auto next = prepare_reload(source, std::move(chunk_name));
+    if (!next) {
+        return next.error();
+    }
+    stage(std::move(*next));
     return {};
 }
 
@@ -438,15 +462,14 @@ void script_program::attach_chaining() {
 }
 
 ebpf::map* script_program::find_map(std::string_view name) const {
-    {
-        const std::lock_guard lock(_self->maps_mutex);
-        for (const auto& owned : _self->owned_maps) {
-            if (owned->definition().name == name) {
-                return owned.get();
-            }
-        }
+    if (ebpf::map* declared = _self->maps->find(name); declared != nullptr) {
+        return declared;
     }
     return _self->settings.object != nullptr ? _self->settings.object->find_map(name) : nullptr;
+}
+
+const std::shared_ptr<script_maps>& script_program::declared_maps() const {
+    return _self->maps;
 }
 
 std::size_t script_program::memory_in_use() const {

@@ -26,8 +26,11 @@
 //       pkt:icmp(off)      -> type, code, next offset (ICMP and ICMPv6)
 //   pkt:adjust_head(d), pkt:adjust_tail(d), pkt:adjust_meta(d) call the kernel-exact XDP helpers (0 or -errno).
 // - Maps: `maps.open(name [, layout])` opens a map of the eBPF object given in options (same maps, same memory), or
-//   one this script (or an earlier version of it, across reloads) declared; `maps.declare{name=, type=, key=, value=,
-//   max_entries=, flags=}` declares one. Layouts are field lists such as "u32 prefixlen, be32 address" (types u8 u16
+//   one declared in the program's script_maps registry (by this script, an earlier version of it across reloads, or
+//   another worker's state of the same run); `maps.declare{name=, type=, key=, value=, max_entries=, flags=}`
+//   declares one: the first declaration of a name creates the map, a later one with the same definition gets it,
+//   another definition is an error naming both (script_maps.hpp). Programs given the same options::maps share their
+//   declared maps (the workers of one run); a program given none makes its own registry. Layouts are field lists such as "u32 prefixlen, be32 address" (types u8 u16
 //   u32 u64 i8 i16 i32 i64 little-endian as the eBPF side stores them, be16 be32 network order, u8[N] bytes).
 //   m:key() / m:value() make records (userdata with those fields); m:lookup(k) returns a view of the value in the
 //   map (writes go to the map, as an eBPF program's pointer does) or nil; m:get(k [, field]) an integer;
@@ -55,7 +58,8 @@
 //   failure, counted in chained_failures).
 // - Hot reload: reload() compiles and starts the new script in the caller's thread (any thread), then the worker
 //   swaps states at the start of its next batch: no packet is dropped or run twice, each batch runs wholly on one
-//   version. Maps declared by name survive the reload when the new script declares them alike.
+//   version. Maps declared by name survive the reload when the new script declares them alike. script_group
+//   reloads every worker's program of a run at once (each still swaps at its own batch boundary).
 // - One program belongs to one worker (run_batch, chaining); reload() and stats() snapshots may come from others.
 #pragma once
 
@@ -74,9 +78,14 @@
 #include "sluice/ebpf/helpers.hpp"
 #include "sluice/ebpf/loader.hpp"
 #include "sluice/expected.hpp"
+#include "sluice/lua/script_maps.hpp"
 #include "sluice/xdp/batch_program.hpp"
 
 namespace sluice::lua {
+
+namespace detail {
+struct engine_slot; ///< one Lua state of a script version (script_program.cpp)
+}
 
 enum class engine : std::uint8_t {
     lua54,  ///< PUC Lua 5.4: sandboxed, budget enforced everywhere
@@ -95,6 +104,9 @@ struct options {
     std::chrono::microseconds budget{1000};
     const ebpf::loaded_object* object{};                   ///< maps.open() finds its maps by name
     unsigned cpus{1};                                      ///< per-CPU slots of maps the script declares (workers)
+    /// The registry of declared maps, shared by the programs of one run (its cpus() replaces `cpus`); nullptr: the
+    /// program makes its own, with `cpus` slots.
+    std::shared_ptr<script_maps> maps;
     std::vector<std::pair<std::string, std::string>> config; ///< the script's `config` table (numbers stay numbers)
     /// Where the rate-limited failure lines go; default: stderr, prefixed "sluice: ".
     std::function<void(std::string_view line)> log;
@@ -142,6 +154,23 @@ public:
     /// Versions swapped in so far (0: the first one still runs). Thread-safe.
     std::uint64_t version() const;
 
+    /// reload() in two steps, so that script_group can compile every worker's next version before it stages any: a
+    /// run's programs all move to a new version or none does. prepare_reload() compiles and runs the top level (any
+    /// thread); stage() hands the version to the worker, which swaps it in at its next batch.
+    class next_version {
+    public:
+        next_version(next_version&&) noexcept;
+        next_version& operator=(next_version&&) noexcept;
+        ~next_version();
+
+    private:
+        friend class script_program;
+        explicit next_version(std::unique_ptr<detail::engine_slot> slot);
+        std::unique_ptr<detail::engine_slot> _slot;
+    };
+    expected<next_version> prepare_reload(std::string_view source, std::string chunk_name);
+    void stage(next_version next);
+
     /// Makes bpf_sluice_lua in eBPF programs that run with this program's execution state (the `state` given to
     /// create(): the worker's) call this script, so that helpers the script calls (redirect) act on the same packet
     /// state as the eBPF program's.
@@ -149,6 +178,8 @@ public:
 
     /// A map the script declared (or opened), by name; nullptr when none. For the control plane and tests.
     ebpf::map* find_map(std::string_view name) const;
+    /// The registry of declared maps (options::maps, or the program's own).
+    const std::shared_ptr<script_maps>& declared_maps() const;
     /// Bytes the current Lua state holds.
     std::size_t memory_in_use() const;
 
