@@ -141,6 +141,9 @@ std::string format_port_table(const port_run_summary& summary) {
                            "target {})\n",
                            program.exceptions, program.unknown_return_codes, program.faults, program.redirect_errors);
     }
+    if (summary.script) {
+        out += format_script_line(*summary.script);
+    }
     for (const auto& worker : report.workers) {
         if (worker.cpumap_in + worker.cpumap_out != 0) {
             out += fmt::format("worker {}: {} frames to other workers, {} from them (cpumap)\n", worker.index,
@@ -188,7 +191,7 @@ nlohmann::json format_port_json(const port_run_summary& summary) {
     for (const xdp::action kind : xdp::all_actions) {
         actions[std::string(xdp::name(kind))] = to_json(program.of(kind));
     }
-    return {{"object", summary.object},
+    nlohmann::json out{{"object", summary.object},
             {"program", summary.program},
             {"workers", summary.workers},
             {"mode", summary.checked ? "checked" : "unchecked"},
@@ -208,6 +211,10 @@ nlohmann::json format_port_json(const port_run_summary& summary) {
             {"notes", summary.notes},
             {"pool_outstanding", report.pool_outstanding},
             {"accounting", summary.accounting_error.empty() ? std::string("ok") : summary.accounting_error}};
+    if (summary.script) {
+        out["script"] = format_script_json(*summary.script);
+    }
+    return out;
 }
 
 } // namespace sluice::cli

@@ -2,11 +2,13 @@
 // at the end, the frame accounting per port (a table for people, JSON for programs).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "run_report.hpp"
 #include "sluice/xdp/engine.hpp"
 
 namespace sluice::cli {
@@ -21,6 +23,7 @@ struct port_run_summary {
     xdp::engine_report report;
     std::vector<std::string> notes;
     std::string accounting_error; ///< empty when every frame is accounted for
+    std::optional<script_summary> script; ///< a Lua script ran: its counters over every worker
 };
 
 /// The rates between two reports, one line per port: "PORT: rx P pkt/s B B/s; drop ...; pass ...; ...".
@@ -33,7 +36,7 @@ std::string format_port_table(const port_run_summary& summary);
 /// {packets, bytes}, "dropped", "passed", "transmitted", "redirected", "aborted", "errors": {"rx", "tx",
 /// "redirect"}, "clones": {"sent", "dropped"}, "sent", "balanced"}], "worker_stats": [{"index", "cpu", "batches",
 /// "cpumap_in", "cpumap_out"}], "program_stats": {"received", "actions", "errors", "exceptions", "faults", ...},
-/// "notes", "pool_outstanding", "accounting": "ok" | the mismatch}.
+/// "notes", "pool_outstanding", "accounting": "ok" | the mismatch, "script"? (format_script_json)}.
 nlohmann::json format_port_json(const port_run_summary& summary);
 
 } // namespace sluice::cli

@@ -17,6 +17,8 @@ public:
         _script.attach_chaining();
     }
 
+    lua::script_program& script() { return _script; }
+
     void run_batch(std::span<xdp::frame* const> frames, std::span<xdp::action> out) override {
         _executor.run_batch(frames, out);
     }
@@ -42,8 +44,8 @@ bool is_lua_script(std::string_view path) {
 expected<std::unique_ptr<xdp::batch_program>> make_program(const program_options& options, unsigned worker,
                                                            ebpf::execution_state& state) {
     if (is_lua_script(options.path)) {
-        // One Lua state per worker. Maps the script declares belong to its state, so with several workers each has
-        // its own (as per-CPU maps are); maps of an eBPF object given in options.object are shared.
+        // One Lua state per worker. The maps the script declares are in options.script.maps, the run's registry:
+        // the first worker's state creates them, the others get the same maps (per-CPU ones with a slot per worker).
         lua::options settings = options.script;
         if (options.object != nullptr && !options.object->maps().empty()) {
             settings.object = options.object;
@@ -52,7 +54,11 @@ expected<std::unique_ptr<xdp::batch_program>> make_program(const program_options
         if (!made) {
             return error{fmt::format("{} (worker {}): {}", options.path, worker, made.error().message)};
         }
-        return std::unique_ptr<xdp::batch_program>(std::make_unique<lua::script_program>(std::move(*made)));
+        auto program = std::make_unique<lua::script_program>(std::move(*made));
+        if (options.scripts) {
+            options.scripts->add(*program);
+        }
+        return std::unique_ptr<xdp::batch_program>(std::move(program));
     }
     if (options.object == nullptr || options.program == nullptr) {
         return error{fmt::format("{}: no program to run", options.path)};
@@ -75,8 +81,11 @@ expected<std::unique_ptr<xdp::batch_program>> make_program(const program_options
                                  made.error().message)};
     }
     if (chained) {
-        return std::unique_ptr<xdp::batch_program>(
-            std::make_unique<chained_program>(std::move(*chained), std::move(*made)));
+        auto program = std::make_unique<chained_program>(std::move(*chained), std::move(*made));
+        if (options.scripts) {
+            options.scripts->add(program->script());
+        }
+        return std::unique_ptr<xdp::batch_program>(std::move(program));
     }
     return std::unique_ptr<xdp::batch_program>(std::make_unique<xdp::executor>(std::move(*made)));
 }

@@ -8,6 +8,7 @@
 #include "sluice/ebpf/helpers.hpp"
 #include "sluice/ebpf/loader.hpp"
 #include "sluice/expected.hpp"
+#include "sluice/lua/script_group.hpp"
 #include "sluice/lua/script_program.hpp"
 #include "sluice/xdp/batch_program.hpp"
 #include "sluice/xdp/executor.hpp"
@@ -19,8 +20,13 @@ struct program_options {
     const ebpf::loaded_object* object{};   ///< eBPF: the loaded object (lives as long as the programs)
     const ebpf::loaded_program* program{}; ///< eBPF: the program to run on the hook
     xdp::executor_options executor;        ///< eBPF: checked mode, engine, instruction limit
-    lua::options script;                   ///< Lua (a `.lua` path, or chained_script): engine, budget, config
+    /// Lua (a `.lua` path, or chained_script): engine, budget, config, and the run's script_maps registry
+    /// (script.maps), shared by every worker's state so that a declared map is one map for the run.
+    lua::options script;
     std::string chained_script; ///< eBPF: a Lua script whose functions bpf_sluice_lua calls (sluice run --lua)
+    /// Every Lua program made is added here (the run's reload and report); may be null. The group points at the
+    /// programs: it must not be used once they are gone.
+    std::shared_ptr<lua::script_group> scripts;
 };
 
 /// A Lua script rather than an eBPF object: the path ends in `.lua`.

@@ -188,25 +188,58 @@ const ebpf::loaded_program& choose_program(const ebpf::loaded_object& object, co
     return *object.programs().front();
 }
 
-std::string map_names(const ebpf::loaded_object& object) {
-    std::string names;
-    for (const auto& spec : object.map_specs()) {
-        names += fmt::format("{}{}", names.empty() ? "" : ", ", spec.name);
+/// A map --map and --dump-map can name: one of the eBPF object's, or one a Lua script of the run declared.
+struct named_map {
+    std::string name;
+    ebpf::map* map{};
+};
+
+/// The run's maps: the object's, in its order, then those the run's scripts declared, in declaration order.
+std::vector<named_map> run_maps(const ebpf::loaded_object& object, const lua::script_maps* declared) {
+    std::vector<named_map> maps;
+    for (std::size_t i = 0; i < object.maps().size(); ++i) {
+        maps.push_back({object.map_specs()[i].name, object.maps()[i].get()});
     }
-    return names;
+    if (declared != nullptr) {
+        for (const lua::script_maps::entry& entry : declared->list()) {
+            maps.push_back({entry.name, entry.map});
+        }
+    }
+    return maps;
 }
 
-void fill_maps(const ebpf::loaded_object& object, const run_options& options) {
+std::string map_names(const std::vector<named_map>& maps) {
+    std::string names;
+    for (const named_map& entry : maps) {
+        names += fmt::format("{}{}", names.empty() ? "" : ", ", entry.name);
+    }
+    return names.empty() ? std::string{"none"} : names;
+}
+
+ebpf::map* find_named(const std::vector<named_map>& maps, std::string_view name) {
+    const auto found = std::ranges::find(maps, name, &named_map::name);
+    return found == maps.end() ? nullptr : found->map;
+}
+
+/// How the run's maps are named in errors: the object's, or what the script declared.
+std::string owner_of_maps(const run_options& options) {
+    return is_lua_script(options.file) ? fmt::format("the script {} declared", options.file)
+                                       : fmt::format("{} has", options.file);
+}
+
+/// --map NAME=FILE.json: after the programs are made (a script's maps exist once its top level ran; devmap and cpumap
+/// values name the engine's ports and the object's programs).
+void fill_maps(const std::vector<named_map>& maps, const run_options& options) {
     for (const std::string& assignment : options.maps) {
         const std::size_t equals = assignment.find('=');
         if (equals == std::string::npos || equals == 0) {
             fail(fmt::format("--map '{}': expected NAME=FILE.json", assignment));
         }
         const std::string name = assignment.substr(0, equals);
-        ebpf::map* target = object.find_map(name);
+        ebpf::map* target = find_named(maps, name);
         if (target == nullptr) {
-            fail(fmt::format("--map {}: {} has no map '{}' (maps: {})", assignment, options.file, name,
-                             map_names(object)));
+            fail(fmt::format("--map {}: {} no map '{}' (maps: {})", assignment, owner_of_maps(options), name,
+                             map_names(maps)));
         }
         if (auto filled = fill_map_from_file(*target, name, assignment.substr(equals + 1)); !filled) {
             fail(filled.error().message);
@@ -214,21 +247,21 @@ void fill_maps(const ebpf::loaded_object& object, const run_options& options) {
     }
 }
 
-/// Indexes of the maps --dump-maps (all) and --dump-map NAME ask for, in the object's order.
-std::vector<std::size_t> maps_to_dump(const ebpf::loaded_object& object, const run_options& options) {
-    std::vector<std::size_t> indexes;
+/// The maps --dump-maps (all) and --dump-map NAME ask for, in the run's order.
+std::vector<named_map> maps_to_dump(const std::vector<named_map>& maps, const run_options& options) {
     for (const std::string& name : options.dumped_maps) {
-        if (!object.map_index(name)) {
-            fail(fmt::format("--dump-map {}: {} has no such map (maps: {})", name, options.file, map_names(object)));
+        if (find_named(maps, name) == nullptr) {
+            fail(fmt::format("--dump-map {}: {} no such map (maps: {})", name, owner_of_maps(options),
+                             map_names(maps)));
         }
     }
-    for (std::size_t i = 0; i < object.maps().size(); ++i) {
-        if (options.dump_maps || std::ranges::find(options.dumped_maps, object.map_specs()[i].name) !=
-                                     options.dumped_maps.end()) {
-            indexes.push_back(i);
+    std::vector<named_map> dumped;
+    for (const named_map& entry : maps) {
+        if (options.dump_maps || std::ranges::find(options.dumped_maps, entry.name) != options.dumped_maps.end()) {
+            dumped.push_back(entry);
         }
     }
-    return indexes;
+    return dumped;
 }
 
 /// The output writers, indexed by action; empty where no --out asked for one.
@@ -318,6 +351,30 @@ private:
     struct sigaction _previous_terminate{};
 };
 
+/// SIGHUP during a --port run of a Lua script (a .lua program, or --lua beside an object): reload the script's file
+/// on every worker (script_group::reload: all or none; each worker swaps at its next batch).
+std::atomic<bool> reload_signal{false};
+
+extern "C" void on_reload_signal(int) { reload_signal.store(true, std::memory_order_relaxed); }
+
+/// Installs the reload handler for SIGHUP, and puts the previous handler back.
+class reload_signals {
+public:
+    reload_signals() {
+        reload_signal.store(false);
+        struct sigaction action{};
+        action.sa_handler = &on_reload_signal;
+        sigemptyset(&action.sa_mask);
+        sigaction(SIGHUP, &action, &_previous);
+    }
+    ~reload_signals() { sigaction(SIGHUP, &_previous, nullptr); }
+    reload_signals(const reload_signals&) = delete;
+    reload_signals& operator=(const reload_signals&) = delete;
+
+private:
+    struct sigaction _previous{};
+};
+
 /// Whether the verifier proves the program (and its tail-call targets) safe before it runs: unless --unchecked
 /// (trust it) or --no-verify (run it checked instead). Lua scripts are sandboxed instead; the verifier is for eBPF.
 bool verifies(const run_options& options) {
@@ -355,6 +412,9 @@ lua::options script_options(const run_options& options) {
     }
     settings.engine = *engine;
     settings.cpus = options.workers;
+    // One registry for the run: every worker's Lua state declares into it, so a declared map is one map with a
+    // per-CPU slot per worker, and --map / --dump-map reach it.
+    settings.maps = std::make_shared<lua::script_maps>(options.workers);
     for (const std::string& assignment : options.rodata) {
         const std::size_t equals = assignment.find('=');
         if (equals == std::string::npos || equals == 0) {
@@ -390,32 +450,45 @@ void describe_run(summary_type& summary, const run_options& options, const ebpf:
 
 /// The report on stdout: the JSON document (with a "maps" array when maps are dumped) or the table followed by the
 /// dumped maps as text. Only the form asked for is formatted.
-void print_report(bool json, const ebpf::loaded_object& object, const std::vector<std::size_t>& dumped,
-                  const std::function<nlohmann::json()>& as_json, const std::function<std::string()>& as_table) {
+void print_report(bool json, const std::vector<named_map>& dumped, const std::function<nlohmann::json()>& as_json,
+                  const std::function<std::string()>& as_table) {
     if (json) {
         nlohmann::json report = as_json();
         if (!dumped.empty()) {
             nlohmann::json maps = nlohmann::json::array();
-            for (const std::size_t i : dumped) {
-                maps.push_back(dump_map_json(object.map_specs()[i].name, *object.maps()[i]));
+            for (const named_map& entry : dumped) {
+                maps.push_back(dump_map_json(entry.name, *entry.map));
             }
             report["maps"] = std::move(maps);
         }
         std::cout << report.dump(2) << '\n';
     } else {
         std::cout << as_table();
-        for (const std::size_t i : dumped) {
-            std::cout << dump_map_text(object.map_specs()[i].name, *object.maps()[i]);
+        for (const named_map& entry : dumped) {
+            std::cout << dump_map_text(entry.name, *entry.map);
         }
     }
     std::cout.flush();
 }
 
+/// The program factory's options for this run; `scripts` collects the Lua programs it makes (may be null).
+program_options program_options_of(const run_options& options, const ebpf::loaded_object& object,
+                                   const ebpf::loaded_program& program,
+                                   const std::shared_ptr<lua::script_group>& scripts) {
+    return program_options{options.file,           &object,             &program, execution_options(options),
+                           script_options(options), options.chained_lua, scripts};
+}
+
+/// The scripts' counters for the report, when a script ran.
+std::optional<script_summary> summarize_scripts(const lua::script_group& scripts) {
+    if (scripts.size() == 0) {
+        return std::nullopt;
+    }
+    return script_summary{scripts.statistics(), scripts.size(), scripts.memory_in_use()};
+}
+
 /// `--in`: one input, one thread, packets written out by action.
 void run_input(const run_options& options, const ebpf::loaded_object& object, const ebpf::loaded_program& program) {
-    fill_maps(object, options);
-    const std::vector<std::size_t> dumped = maps_to_dump(object, options);
-
     auto input = input_port::open(options.input);
     if (!input) {
         fail(input.error().message);
@@ -429,13 +502,16 @@ void run_input(const run_options& options, const ebpf::loaded_object& object, co
     if (!options.trace) {
         state.trace = &drop_trace;
     }
-    program_options made_from{options.file, &object, &program, execution_options(options),
-                              script_options(options), options.chained_lua};
+    const auto scripts = std::make_shared<lua::script_group>();
+    const program_options made_from = program_options_of(options, object, program, scripts);
     auto executor = make_program(made_from, 0, state);
     if (!executor) {
         fail(executor.error().message);
     }
     xdp::batch_program& runner = **executor;
+    const std::vector<named_map> maps = run_maps(object, made_from.script.maps.get());
+    fill_maps(maps, options);
+    const std::vector<named_map> dumped = maps_to_dump(maps, options);
 
     xdp::frame_pool pool(xdp::max_batch_size);
     std::array<xdp::frame*, xdp::max_batch_size> batch{};
@@ -473,6 +549,7 @@ void run_input(const run_options& options, const ebpf::loaded_object& object, co
 
     summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     summary.stats = runner.stats();
+    summary.script = summarize_scripts(*scripts);
     bool failed = false;
     for (output_summary& output : summary.outputs) {
         auto& writer = writers[xdp::index(output.kind)];
@@ -494,7 +571,7 @@ void run_input(const run_options& options, const ebpf::loaded_object& object, co
     }
 
     print_report(
-        options.json, object, dumped, [&] { return format_json(summary); }, [&] { return format_table(summary); });
+        options.json, dumped, [&] { return format_json(summary); }, [&] { return format_table(summary); });
 
     // Every packet read must be under exactly one outcome; a mismatch is a bug in sluice, and must not pass quietly.
     if (auto accounted = runner.check_accounting(); !accounted) {
@@ -573,8 +650,8 @@ void run_ports(const run_options& options, const ebpf::loaded_object& object, co
             }
         }
     }
-    const program_options made_from{options.file, &object, &program, execution_options(options),
-                                    script_options(options), options.chained_lua};
+    const auto scripts = std::make_shared<lua::script_group>();
+    const program_options made_from = program_options_of(options, object, program, scripts);
     config.make_program = [made_from](unsigned worker, ebpf::execution_state& state) {
         return make_program(made_from, worker, state);
     };
@@ -588,20 +665,35 @@ void run_ports(const run_options& options, const ebpf::loaded_object& object, co
     if (!engine) {
         fail(engine.error().message);
     }
-    // After the engine: devmap and cpumap values name its ports and the object's programs, which it resolves.
-    fill_maps(object, options);
-    const std::vector<std::size_t> dumped = maps_to_dump(object, options);
+    // After the engine: devmap and cpumap values name its ports and the object's programs, which it resolves, and
+    // the scripts' top levels (one per worker) have declared their maps.
+    const std::vector<named_map> maps = run_maps(object, made_from.script.maps.get());
+    fill_maps(maps, options);
+    const std::vector<named_map> dumped = maps_to_dump(maps, options);
 
     const bool live = options.progress || options.duration > 0 || ::isatty(STDERR_FILENO) != 0;
     xdp::engine_report previous;
+    const std::string script_file = is_lua_script(options.file) ? options.file : options.chained_lua;
     const auto tick = [&](const xdp::engine_report& now) {
         if (live) {
             fmt::print(stderr, "{}", format_live(previous, now));
         }
         previous = now;
+        if (reload_signal.exchange(false, std::memory_order_relaxed) && scripts->size() != 0) {
+            if (auto reloaded = scripts->reload_file(script_file); reloaded) {
+                fmt::print(stderr, "sluice run: SIGHUP: {} reloaded on {} worker{}, each swaps at its next batch\n",
+                           script_file, scripts->size(), scripts->size() == 1 ? "" : "s");
+            } else {
+                fmt::print(stderr, "sluice run: SIGHUP: {}\n", reloaded.error().message);
+            }
+        }
     };
     {
         stop_signals signals;
+        std::optional<reload_signals> reloads;
+        if (scripts->size() != 0) {
+            reloads.emplace();
+        }
         if (auto ran = (*engine)->run(std::chrono::duration<double>(options.duration), &stop_signal, tick); !ran) {
             fail(ran.error().message);
         }
@@ -614,6 +706,7 @@ void run_ports(const run_options& options, const ebpf::loaded_object& object, co
     describe_run(summary, options, program);
     summary.workers = options.workers;
     summary.report = (*engine)->report();
+    summary.script = summarize_scripts(*scripts);
     summary.notes = (*engine)->notes();
     if (auto checked = (*engine)->check(); !checked) {
         summary.accounting_error = checked.error().message;
@@ -622,7 +715,7 @@ void run_ports(const run_options& options, const ebpf::loaded_object& object, co
         fmt::print(stderr, "sluice run: note: {}\n", note);
     }
     print_report(
-        options.json, object, dumped, [&] { return format_port_json(summary); },
+        options.json, dumped, [&] { return format_port_json(summary); },
         [&] { return format_port_table(summary); });
     if (!summary.accounting_error.empty()) {
         fmt::print(stderr, "sluice run: {}\n", summary.accounting_error);
@@ -645,11 +738,10 @@ void run(const run_options& options) {
         fail("--duration: seconds, 0 or more");
     }
     if (is_lua_script(options.file)) {
-        // A Lua script declares and fills its own maps; it has no object, programs or prog arrays.
-        if (!options.maps.empty() || !options.prog_arrays.empty() || options.dump_maps ||
-            !options.dumped_maps.empty() || !options.program.empty() || !options.chained_lua.empty()) {
-            fail("--map, --dump-maps, --dump-map, --prog, --prog-array and --lua are for eBPF objects: a Lua script "
-                 "declares its own maps (maps.declare) and prints what it wants to show (print)");
+        // A Lua script has no object, programs or prog arrays; --map and --dump-map name the maps it declares.
+        if (!options.prog_arrays.empty() || !options.program.empty() || !options.chained_lua.empty()) {
+            fail("--prog, --prog-array and --lua are for eBPF objects: a Lua script is one program, and declares its "
+                 "maps itself (maps.declare; --map NAME=FILE.json fills them, --dump-map NAME prints them)");
         }
         static const ebpf::loaded_object no_object;
         ebpf::loaded_program script;
@@ -734,6 +826,10 @@ void add_run_command(CLI::App& app) {
         "are printed every second on stderr (with --progress, --duration or a terminal); SIGINT or SIGTERM stops "
         "reading, drains the queues and prints the final table, where for every port received = dropped + passed + "
         "transmitted + redirected + aborted + errors.\n\n"
+        "A Lua script (FILE.lua, or --lua beside an object) has one Lua state per worker; the maps it declares are one "
+        "map for the run (per-CPU maps with a slot per worker), so --map and --dump-map reach them as an object's. "
+        "With --port, SIGHUP reloads the script file on every worker (all of them or, if it fails to load, none); each "
+        "swaps at its next batch, so no packet is lost or run twice.\n\n"
         "Exit status: 0 when every packet was read and counted; 1 on any error (load, options, a truncated or corrupt "
         "pcap after the packets before it were processed, an output write error, a frame accounting mismatch).");
     command->add_option("file", options->file,
@@ -765,8 +861,11 @@ void add_run_command(CLI::App& app) {
     command->add_flag("--json", options->json, "Print the report (and --dump-maps) as JSON");
     command->add_flag("--progress", options->progress,
                       "Print progress to stderr every second (default: only when stderr is a terminal)");
-    command->add_option("--map", options->maps, "NAME=FILE.json: fill map NAME before the run; repeatable");
-    command->add_flag("--dump-maps", options->dump_maps, "Print every map after the run");
+    command->add_option("--map", options->maps,
+                        "NAME=FILE.json: fill map NAME before the run (an object's map, or one a Lua script declared: "
+                        "filled once its top level ran); repeatable");
+    command->add_flag("--dump-maps", options->dump_maps,
+                      "Print every map after the run (the object's, then those Lua scripts declared)");
     command->add_option("--dump-map", options->dumped_maps, "NAME: print this map after the run; repeatable");
     command->add_option("--set", options->rodata,
                         "NAME=VALUE: set a .rodata variable (const volatile global) before load; repeatable");

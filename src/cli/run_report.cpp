@@ -16,6 +16,35 @@ double share(std::uint64_t part, std::uint64_t whole) {
 
 } // namespace
 
+std::string format_script_line(const script_summary& summary) {
+    const lua::script_stats& stats = summary.stats;
+    std::string line = fmt::format("script: {} errors, {} bad returns, {} budget stops ({} packets aborted, {} grace "
+                                   "calls), {} memory-limit aborts, {} reloads",
+                                   stats.errors, stats.bad_returns, stats.budget_exceeded, stats.budget_aborted,
+                                   stats.budget_grace_calls, stats.memory_exceeded, stats.reloads);
+    if (stats.chained_calls != 0) {
+        line += fmt::format(", {} bpf_sluice_lua calls ({} failed)", stats.chained_calls, stats.chained_failures);
+    }
+    line += fmt::format("; {} Lua state{}, {:.1f} KiB\n", summary.states, summary.states == 1 ? "" : "s",
+                        static_cast<double>(summary.memory) / 1024.0);
+    return line;
+}
+
+nlohmann::json format_script_json(const script_summary& summary) {
+    const lua::script_stats& stats = summary.stats;
+    return nlohmann::json{{"errors", stats.errors},
+                          {"bad_returns", stats.bad_returns},
+                          {"budget_exceeded", stats.budget_exceeded},
+                          {"budget_aborted", stats.budget_aborted},
+                          {"budget_grace_calls", stats.budget_grace_calls},
+                          {"memory_exceeded", stats.memory_exceeded},
+                          {"reloads", stats.reloads},
+                          {"chained_calls", stats.chained_calls},
+                          {"chained_failures", stats.chained_failures},
+                          {"states", summary.states},
+                          {"memory_in_use", summary.memory}};
+}
+
 std::string format_table(const run_summary& summary) {
     const xdp::executor_stats& stats = summary.stats;
     const std::uint64_t total = stats.received.packets;
@@ -39,6 +68,9 @@ std::string format_table(const run_summary& summary) {
                             stats.exceptions,
                             stats.exceptions - stats.unknown_return_codes - stats.faults - stats.redirect_errors,
                             stats.unknown_return_codes, stats.faults, stats.redirect_errors);
+    }
+    if (summary.script) {
+        text += format_script_line(*summary.script);
     }
     for (const output_summary& output : summary.outputs) {
         text += fmt::format("wrote {} {} packets to {}\n", output.written, xdp::name(output.kind), output.path);
@@ -79,6 +111,9 @@ nlohmann::json format_json(const run_summary& summary) {
                        {"outputs", std::move(outputs)}};
     if (summary.input_error) {
         out["input_error"] = *summary.input_error;
+    }
+    if (summary.script) {
+        out["script"] = format_script_json(*summary.script);
     }
     return out;
 }

@@ -60,10 +60,14 @@ TEST(lua_run_command, ScriptFailuresAndBadOptionsSayWhatIsWrong) {
                                       " --lua-engine python --in gen:packets=10");
     EXPECT_NE(engine.status, 0);
     EXPECT_THAT(engine.output, ::testing::HasSubstr("--lua-engine python: lua5.4 or luajit"));
+    const command_result program = run(std::string("run ") + SLUICE_EXAMPLES_SOURCE_DIR "/proto_count.lua" +
+                                       " --prog xdp --in gen:packets=10");
+    EXPECT_NE(program.status, 0);
+    EXPECT_THAT(program.output, ::testing::HasSubstr("--prog, --prog-array and --lua are for eBPF objects"));
     const command_result maps = run(std::string("run ") + SLUICE_EXAMPLES_SOURCE_DIR "/proto_count.lua" +
-                                    " --dump-map protocols --in gen:packets=10");
+                                    " --dump-map nosuch --in gen:packets=10");
     EXPECT_NE(maps.status, 0);
-    EXPECT_THAT(maps.output, ::testing::HasSubstr("a Lua script declares its own maps"));
+    EXPECT_THAT(maps.output, ::testing::HasSubstr("declared no such map (maps: protocols)"));
     const command_result missing = run("run /nonexistent/filter.lua --in gen:packets=10");
     EXPECT_NE(missing.status, 0);
     EXPECT_THAT(missing.output, ::testing::HasSubstr("cannot read the script"));
