@@ -251,8 +251,8 @@ void fill_maps(const std::vector<named_map>& maps, const run_options& options) {
 std::vector<named_map> maps_to_dump(const std::vector<named_map>& maps, const run_options& options) {
     for (const std::string& name : options.dumped_maps) {
         if (find_named(maps, name) == nullptr) {
-            fail(fmt::format("--dump-map {}: {} no such map (maps: {})", name, owner_of_maps(options),
-                             map_names(maps)));
+            fail(
+                fmt::format("--dump-map {}: {} no such map (maps: {})", name, owner_of_maps(options), map_names(maps)));
         }
     }
     std::vector<named_map> dumped;
@@ -475,8 +475,8 @@ void print_report(bool json, const std::vector<named_map>& dumped, const std::fu
 program_options program_options_of(const run_options& options, const ebpf::loaded_object& object,
                                    const ebpf::loaded_program& program,
                                    const std::shared_ptr<lua::script_group>& scripts) {
-    return program_options{options.file,           &object,             &program, execution_options(options),
-                           script_options(options), options.chained_lua, scripts};
+    return program_options{options.file,        &object, &program, execution_options(options), script_options(options),
+                           options.chained_lua, scripts};
 }
 
 /// The scripts' counters for the report, when a script ran.
@@ -715,8 +715,7 @@ void run_ports(const run_options& options, const ebpf::loaded_object& object, co
         fmt::print(stderr, "sluice run: note: {}\n", note);
     }
     print_report(
-        options.json, dumped, [&] { return format_port_json(summary); },
-        [&] { return format_port_table(summary); });
+        options.json, dumped, [&] { return format_port_json(summary); }, [&] { return format_port_table(summary); });
     if (!summary.accounting_error.empty()) {
         fmt::print(stderr, "sluice run: {}\n", summary.accounting_error);
         throw CLI::RuntimeError(1);

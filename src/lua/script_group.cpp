@@ -46,8 +46,8 @@ expected<void> script_group::reload(std::string_view source, const std::string& 
     for (std::size_t i = 0; i < _programs.size(); ++i) {
         auto next = _programs[i]->prepare_reload(source, chunk_name);
         if (!next) {
-            const std::string which = _programs.size() == 1 ? std::string{} : fmt::format(" (program {} of {})", i + 1,
-                                                                                          _programs.size());
+            const std::string which =
+                _programs.size() == 1 ? std::string{} : fmt::format(" (program {} of {})", i + 1, _programs.size());
             return error{fmt::format("reload refused{}, every worker keeps its running version: {}", which,
                                      next.error().message)};
         }

@@ -21,8 +21,9 @@ bool per_cpu(ebpf::map_type type) {
 } // namespace
 
 std::string describe(const ebpf::map_definition& definition) {
-    return fmt::format("{}, key {} bytes, value {} bytes, max_entries {}, flags {:#x}", ebpf::to_string(definition.type),
-                       definition.key_size, definition.value_size, definition.max_entries, definition.map_flags);
+    return fmt::format("{}, key {} bytes, value {} bytes, max_entries {}, flags {:#x}",
+                       ebpf::to_string(definition.type), definition.key_size, definition.value_size,
+                       definition.max_entries, definition.map_flags);
 }
 
 script_maps::script_maps(unsigned cpus) : _cpus(std::max(1U, cpus)) {}

@@ -92,9 +92,9 @@ std::vector<std::string> operator+(std::vector<std::string> left, const std::vec
 
 // rate_pps=0: the buckets never refill, so which packets the rate limiter drops does not depend on time.
 TEST_P(lua_run_command_test, TheDdosTwinTakesTheBlocklistAndCountsWhatTheObjectCounts) {
-    const std::vector<std::string> settings{"--set",      "rate_pps=0", "--set",     "burst=20",  "--map",
-                                            "blocked_v4=" + blocklist, "--dump-map", "blocked_v4", "--dump-map",
-                                            "stats",      "--in",       traffic};
+    const std::vector<std::string> settings{
+        "--set",      "rate_pps=0", "--set",      "burst=20", "--map", "blocked_v4=" + blocklist,
+        "--dump-map", "blocked_v4", "--dump-map", "stats",    "--in",  traffic};
     const nlohmann::json expected = run_json(std::vector<std::string>{ddos_object} + settings);
     const nlohmann::json actual = run_json(script(ddos_script) + settings);
     ASSERT_TRUE(expected.contains("maps") && actual.contains("maps"));
@@ -112,9 +112,9 @@ TEST_P(lua_run_command_test, TheDdosTwinTakesTheBlocklistAndCountsWhatTheObjectC
 // Two workers: one map for the run. The rate limiter's burst is never reached, so each packet's verdict depends on
 // its prefix only, whichever worker runs it and whenever.
 TEST_P(lua_run_command_test, TwoWorkersShareTheScriptsMapsWithAPerCpuSlotEach) {
-    const std::vector<std::string> settings{"--set", "burst=1000000",        "--map",  "blocked_v4=" + blocklist,
-                                            "--workers", "2", "--port", first_port, "--port", second_port,
-                                            "--dump-maps"};
+    const std::vector<std::string> settings{
+        "--set",  "burst=1000000", "--map",      "blocked_v4=" + blocklist, "--workers", "2", "--port", first_port,
+        "--port", second_port,     "--dump-maps"};
     const nlohmann::json expected = run_json(std::vector<std::string>{ddos_object} + settings);
     const nlohmann::json actual = run_json(script(ddos_script) + settings);
     ASSERT_TRUE(expected.contains("maps") && actual.contains("maps"));
@@ -146,8 +146,8 @@ TEST_P(lua_run_command_test, TwoWorkersShareTheScriptsMapsWithAPerCpuSlotEach) {
 }
 
 TEST_P(lua_run_command_test, TheProtocolCounterHasAPerCpuSlotPerWorker) {
-    const std::vector<std::string> settings{"--workers", "2",          "--port", first_port, "--port", second_port,
-                                            "--dump-map", "protocols"};
+    const std::vector<std::string> settings{"--workers", "2",         "--port",     first_port,
+                                            "--port",    second_port, "--dump-map", "protocols"};
     const nlohmann::json expected = run_json(std::vector<std::string>{proto_object} + settings);
     const nlohmann::json actual = run_json(script(proto_script) + settings);
     ASSERT_TRUE(expected.contains("maps") && actual.contains("maps"));
@@ -211,9 +211,8 @@ TEST_P(lua_run_command_test, TheReportsCarryTheScriptsCounters) {
                                                             counters.at("bad_returns").get<std::uint64_t>())));
     EXPECT_THAT(table.err, ::testing::HasSubstr("too long")) << "the rate-limited log line names the error";
 
-    const nlohmann::json workers = run_json(script(file) + std::vector<std::string>{
-                                                               "--workers", "2", "--port", first_port, "--port",
-                                                               second_port});
+    const nlohmann::json workers = run_json(
+        script(file) + std::vector<std::string>{"--workers", "2", "--port", first_port, "--port", second_port});
     ASSERT_TRUE(workers.contains("script"));
     EXPECT_EQ(workers.at("script").at("states"), 2);
     EXPECT_EQ(workers.at("script").at("errors"), workers.at("program_stats").at("faults"));

@@ -78,8 +78,9 @@ protected:
         config.workers = workers;
         config.pool = &_pool;
         config.pin_workers = false;
-        config.make_program = [this, source_of, verdicts](unsigned worker, ebpf::execution_state& state)
-            -> expected<std::unique_ptr<xdp::batch_program>> {
+        config.make_program =
+            [this, source_of, verdicts](unsigned worker,
+                                        ebpf::execution_state& state) -> expected<std::unique_ptr<xdp::batch_program>> {
             options settings;
             settings.engine = GetParam();
             settings.maps = _maps;

@@ -30,8 +30,9 @@
 //   another worker's state of the same run); `maps.declare{name=, type=, key=, value=, max_entries=, flags=}`
 //   declares one: the first declaration of a name creates the map, a later one with the same definition gets it,
 //   another definition is an error naming both (script_maps.hpp). Programs given the same options::maps share their
-//   declared maps (the workers of one run); a program given none makes its own registry. Layouts are field lists such as "u32 prefixlen, be32 address" (types u8 u16
-//   u32 u64 i8 i16 i32 i64 little-endian as the eBPF side stores them, be16 be32 network order, u8[N] bytes).
+//   declared maps (the workers of one run); a program given none makes its own registry. Layouts are field lists
+//   such as "u32 prefixlen, be32 address" (types u8 u16 u32 u64 i8 i16 i32 i64 little-endian as the eBPF side stores
+//   them, be16 be32 network order, u8[N] bytes).
 //   m:key() / m:value() make records (userdata with those fields); m:lookup(k) returns a view of the value in the
 //   map (writes go to the map, as an eBPF program's pointer does) or nil; m:get(k [, field]) an integer;
 //   m:add(k, field, delta [, field, delta ...]) adds in place (false when k is absent);
