@@ -36,6 +36,7 @@ struct veth_settings {
     std::uint32_t sources{1024};       ///< other sources (rounded up to a power of two)
     std::uint64_t rate_pps{10};        ///< the filter's per-source rate (ddos_filter's rate_pps knob)
     std::uint64_t burst{10};           ///< and burst
+    unsigned rounds{1};                ///< every variant in turn, this many times; the best round of each counts
 };
 
 struct veth_row {
@@ -46,6 +47,9 @@ struct veth_row {
     double dropped_share{};           ///< of the processed packets
     std::optional<double> cpu_ns;     ///< receiving thread's CPU per processed packet (sluice's worker)
     std::optional<double> sender_cpu; ///< the sender thread's CPU seconds per second of the window
+    /// the sender thread's CPU per offered packet + the receiving thread's per processed packet: the CPU this path
+    /// costs the machine per packet, generation included (the same for every variant)
+    std::optional<double> total_cpu_ns;
     std::string note;
 };
 
@@ -63,6 +67,7 @@ inline constexpr const char* veth_kernel_xdp = "kernel XDP ddos_filter.o";
 inline constexpr const char* veth_nft_ingress = "kernel nftables ingress";
 inline constexpr const char* veth_nft_prerouting = "kernel nftables prerouting";
 inline constexpr const char* veth_port_limit = "sluice xdp_pass.o (JIT)";
+inline constexpr const char* veth_touch_limit = "sluice xdp_parse_count.o (JIT)";
 inline constexpr const char* veth_jit = "sluice eBPF JIT";
 inline constexpr const char* veth_interpreter = "sluice eBPF interpreter";
 inline constexpr const char* veth_lua54 = "sluice lua5.4";
