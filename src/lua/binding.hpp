@@ -132,6 +132,14 @@ void push_packet_object(lua_State* L, state_engine& engine);
 void register_maps(lua_State* L);
 /// lua_helpers.cpp: redirect, redirect_map, ktime_ns, prandom_u32, processor_id, print, into the table on top.
 void register_helpers(lua_State* L);
+#ifdef SLUICE_LUAJIT
+/// lua_maps.cpp, for luajit_maps.cpp: handle -> the map (light userdata), the key and the value layouts as tables
+/// {size = N, {name =, type =, offset =, size =}, ...}.
+int describe_map(lua_State* L);
+/// luajit_maps.cpp: replaces the environment's maps.open/declare and the helpers by FFI versions that compile into
+/// LuaJIT's traces.
+void use_ffi_maps(lua_State* L, state_engine& engine, int environment_ref);
+#endif
 
 
 // ---- Lua 5.4 / LuaJIT differences ----

@@ -376,6 +376,9 @@ std::string state_engine::start() {
 
     push_packet_object(L, *this);
     _packet_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+#ifdef SLUICE_LUAJIT
+    use_ffi_maps(L, *this, _environment_ref); // after the packet object: it uses its cdef of struct sluice_view
+#endif
 
     if (luaL_loadbufferx(L, driver_source, std::strlen(driver_source), "=sluice driver", "t") != 0) {
         std::string why = lua_tostring(L, -1);

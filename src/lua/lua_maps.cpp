@@ -467,6 +467,29 @@ int map_tostring(lua_State* L) {
     return 1;
 }
 
+#ifdef SLUICE_LUAJIT
+void push_shape(lua_State* L, const layout& shape) {
+    constexpr std::array<const char*, 11> type_names{"u8",  "u16", "u32", "u64",  "i8",   "i16",
+                                                     "i32", "i64", "be16", "be32", "bytes"};
+    lua_newtable(L);
+    lua_pushinteger(L, shape.size);
+    lua_setfield(L, -2, "size");
+    for (std::size_t i = 0; i < shape.count; ++i) {
+        const field& entry = shape.fields[i];
+        lua_newtable(L);
+        lua_pushlstring(L, entry.name.data(), entry.name_length);
+        lua_setfield(L, -2, "name");
+        lua_pushstring(L, type_names[static_cast<std::size_t>(entry.type)]);
+        lua_setfield(L, -2, "type");
+        lua_pushinteger(L, entry.offset);
+        lua_setfield(L, -2, "offset");
+        lua_pushinteger(L, entry.size);
+        lua_setfield(L, -2, "size");
+        lua_rawseti(L, -2, static_cast<int>(i + 1));
+    }
+}
+#endif
+
 constexpr luaL_Reg map_methods[] = {
     {"lookup", map_lookup}, {"get", map_get},         {"update", map_update},   {"delete", map_delete},
     {"push", map_push},     {"pop", map_pop<true>},   {"peek", map_pop<false>}, {"next_key", map_next_key},
@@ -718,6 +741,16 @@ int maps_declare(lua_State* L) {
 }
 
 } // namespace
+
+#ifdef SLUICE_LUAJIT
+int describe_map(lua_State* L) {
+    map_handle& handle = check_map(L, 1);
+    lua_pushlightuserdata(L, handle.target);
+    push_shape(L, handle.key);
+    push_shape(L, handle.value);
+    return 3;
+}
+#endif
 
 void register_maps(lua_State* L) {
     lua_pushcfunction(L, maps_open);
