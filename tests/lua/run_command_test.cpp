@@ -97,3 +97,26 @@ TEST(lua_run_command, EbpfObjectChainsToTheScriptGivenWithLua) {
 }
 
 } // namespace
+
+namespace {
+
+// --lua beside an object on two workers: each worker's program has its own Lua state serving its bpf_sluice_lua calls,
+// and the report sums their counters.
+TEST(lua_run_command, ChainedScriptsOnTwoWorkersReportTheirCalls) {
+    const std::string object = std::string(SLUICE_LUA_DATA_DIR) + "/chain_to_lua.o";
+    for (const char* engine : {"lua5.4", "luajit"}) {
+        const command_result chained =
+            run("run " + object + " --lua " + SLUICE_LUA_SOURCE_DIR "/classify.lua --lua-engine " + engine +
+                " --json --workers 2 --port gen:packets=2000,flows=100,mix=tcp:50/udp:50,seed=5"
+                " --port gen:packets=1000,flows=100,mix=tcp:50/udp:50,seed=6");
+        ASSERT_EQ(chained.status, 0) << chained.output;
+        const nlohmann::json report = nlohmann::json::parse(chained.output);
+        ASSERT_TRUE(report.contains("script")) << engine;
+        EXPECT_EQ(report.at("script").at("states"), 2) << engine;
+        EXPECT_EQ(report.at("script").at("chained_calls"), 3000) << engine << ": the generator sends only IPv4";
+        EXPECT_EQ(report.at("script").at("chained_failures"), 0) << engine;
+        EXPECT_EQ(report.at("program_stats").at("exceptions"), 0) << engine;
+    }
+}
+
+} // namespace
