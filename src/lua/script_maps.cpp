@@ -13,11 +13,6 @@ bool same_definition(const ebpf::map_definition& left, const ebpf::map_definitio
            left.max_entries == right.max_entries && left.map_flags == right.map_flags;
 }
 
-bool per_cpu(ebpf::map_type type) {
-    return type == ebpf::map_type::percpu_array || type == ebpf::map_type::percpu_hash ||
-           type == ebpf::map_type::lru_percpu_hash;
-}
-
 } // namespace
 
 std::string describe(const ebpf::map_definition& definition) {
@@ -43,10 +38,11 @@ expected<ebpf::map*> script_maps::declare(const ebpf::map_definition& definition
                                  "({}), declared by {}",
                                  declared_by, describe(definition), describe(existing), known.declared_by)};
     }
-    if (per_cpu(definition.type) && cpu >= _cpus) {
-        // Its slot would be out of the map: the run must make the registry with a slot per worker.
-        return error{fmt::format("{} runs as cpu {}, but the run's per-CPU maps have {} slot{}", declared_by, cpu,
-                                 _cpus, _cpus == 1 ? "" : "s")};
+    if (cpu >= _cpus) {
+        // Every kind keeps state per cpu (per-CPU slots, hash spares, LRU lists): the run must make the registry with
+        // a cpu per worker.
+        return error{fmt::format("{} runs as cpu {}, but the run's maps have {} cpu{}", declared_by, cpu, _cpus,
+                                 _cpus == 1 ? "" : "s")};
     }
     auto created = ebpf::create_map(definition, _cpus);
     if (!created) {

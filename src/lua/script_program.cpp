@@ -366,6 +366,12 @@ expected<script_program> script_program::create(std::string_view source, std::st
         return error{"the CPU budget per call into Lua must be positive"};
     }
     self->maps = self->settings.maps ? self->settings.maps : std::make_shared<script_maps>(self->settings.cpus);
+    if (state.cpu >= self->maps->cpus()) {
+        // The maps' data-path calls index per-cpu state by the worker's cpu.
+        return error{fmt::format("{}: the worker runs as cpu {}, but the script's maps are made for {} cpu{} "
+                                 "(options::cpus, or the cpus of options::maps)",
+                                 chunk_name, state.cpu, self->maps->cpus(), self->maps->cpus() == 1 ? "" : "s")};
+    }
     auto slot = self->make_slot(source, std::move(chunk_name));
     if (!slot) {
         return slot.error();

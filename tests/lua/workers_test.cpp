@@ -325,7 +325,7 @@ TEST_P(workers_test, AReloadReachesEveryWorkerWithNoPacketLostOrRunTwice) {
 INSTANTIATE_TEST_SUITE_P(engines, workers_test, ::testing::ValuesIn(testing::both_engines), testing::engine_name);
 
 // The registry without an engine: programs given the same script_maps share a declared map; one without makes its
-// own; a per-CPU map needs a slot for the declaring worker.
+// own; a worker whose cpu the maps were not made for is refused.
 TEST(script_maps, ProgramsGivenTheSameRegistryShareDeclaredMaps) {
     const std::string source = R"lua(
 local m = maps.declare{name = "shared", type = "array", key = "u32 i", value = "u64 v", max_entries = 4}
@@ -346,12 +346,14 @@ function xdp(pkt) return XDP_PASS end
     ebpf::execution_state third_worker(2);
     options on_cpu_two;
     on_cpu_two.maps = maps;
-    const auto refused = script_program::create(
-        "maps.declare{name = 'slots', type = 'percpu_array', key = 'u32 i', value = 'u64 v', max_entries = 1}",
-        "slots.lua", third_worker, on_cpu_two);
+    const auto refused = script_program::create(source, "third.lua", third_worker, on_cpu_two);
     ASSERT_FALSE(refused);
-    EXPECT_THAT(refused.error().message, ::testing::HasSubstr("slots.lua on worker 2 runs as cpu 2, but the run's "
-                                                              "per-CPU maps have 2 slots"));
+    EXPECT_THAT(refused.error().message,
+                ::testing::HasSubstr("third.lua: the worker runs as cpu 2, but the script's maps are made for 2 cpus"));
+    const auto declared = maps->declare({ebpf::map_type::hash, 4, 8, 16, 0, "late"}, "late.lua on worker 2", 2);
+    ASSERT_FALSE(declared);
+    EXPECT_THAT(declared.error().message, ::testing::HasSubstr("late.lua on worker 2 runs as cpu 2, but the run's maps "
+                                                               "have 2 cpus"));
 }
 
 } // namespace

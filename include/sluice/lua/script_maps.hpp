@@ -6,8 +6,8 @@
 // - declare() creates the map on the first declaration of a name; a later declaration of that name (another
 //   worker's state, a reloaded version of the script) gets the same map when its definition is the same (type, key
 //   and value sizes, max_entries, flags), and an error naming both definitions and who declared each otherwise.
-// - Per-CPU maps have cpus() slots, one per worker (a worker's slot is its execution state's cpu); a state whose cpu
-//   has no slot cannot declare one.
+// - Maps have cpus() cpus, one per worker (a worker's per-CPU slot is its execution state's cpu; hash and LRU maps
+//   keep per-cpu state too); a state whose cpu is not below cpus() can neither declare nor use them.
 // - Maps live as long as the registry, and the registry as long as its last owner: script_program holds it through
 //   options::maps, the run that made it (the CLI, a test) keeps it for the control plane (--map, --dump-map).
 // - Thread-safe: declarations come from whichever thread loads a script; lookups by name from the control plane.
@@ -39,7 +39,7 @@ public:
     unsigned cpus() const { return _cpus; }
 
     /// The map named definition.name (see the contract). `declared_by` names the declaring script in messages
-    /// ("filter.lua on worker 1"); `cpu` is the declaring state's per-CPU slot.
+    /// ("filter.lua on worker 1"); `cpu` is the declaring state's cpu.
     expected<ebpf::map*> declare(const ebpf::map_definition& definition, std::string_view declared_by,
                                  unsigned cpu = 0);
     /// The map declared under `name`, or nullptr.
