@@ -1,7 +1,8 @@
 // sluice_lua_bench: the DDoS filter (and the protocol counter) as eBPF in each of sluice's engines, in the kernel
 // (BPF_PROG_TEST_RUN), and as their Lua twins on Lua 5.4 and LuaJIT, in one run, with the ratios the Lunatik authors
 // reported (XDPLua and NFLua against eBPF); then, in the same run, the DDoS filter on a veth pair: the kernel's XDP,
-// an nftables ruleset and sluice's engines over AF_XDP, in packets per second with the same sender (bench/lua_veth.hpp).
+// an nftables ruleset and sluice's engines over AF_XDP, in packets per second with the same sender
+// (bench/lua_veth.hpp).
 //
 // The ns-per-packet part is `sluice bench` (src/cli/bench_command.hpp) with two more variants: the same generated
 // packets, the same map contents (the eBPF object's maps, after --map files, copied into the maps the script declares
@@ -237,8 +238,8 @@ int main(int argc, char** argv) {
             factories.push_back(cli::variant_factory{
                 std::string(lua::to_string(kind)), cli::variant_role::other,
                 [script, kind](const cli::bench_target& chosen) -> expected<std::unique_ptr<cli::bench_variant>> {
-                    return std::unique_ptr<cli::bench_variant>(std::make_unique<bench::lua_variant>(chosen, script,
-                                                                                                   kind));
+                    return std::unique_ptr<cli::bench_variant>(
+                        std::make_unique<bench::lua_variant>(chosen, script, kind));
                 }});
         }
         auto result = cli::run_bench(target, settings, factories);
@@ -317,8 +318,7 @@ int main(int argc, char** argv) {
         }
         for (const bench::veth_row& row : veth_result.rows) {
             if (!row.ran || row.mpps <= 0) {
-                fmt::print(stderr, "sluice_lua_bench: veth variant {} processed no packets: {}\n", row.name,
-                           row.note);
+                fmt::print(stderr, "sluice_lua_bench: veth variant {} processed no packets: {}\n", row.name, row.note);
                 agreed = false;
             }
         }

@@ -158,7 +158,8 @@ public:
             variant->_ifindex = static_cast<int>(rig.receiver().ifindex_of(rig.receiver_interface()));
             if (const int failed = bpf_xdp_attach(variant->_ifindex, program_fd, XDP_FLAGS_DRV_MODE, nullptr);
                 failed != 0) {
-                return fmt::format("bpf_xdp_attach(native) to {}: {}", rig.receiver_interface(), std::strerror(-failed));
+                return fmt::format("bpf_xdp_attach(native) to {}: {}", rig.receiver_interface(),
+                                   std::strerror(-failed));
             }
             return {};
         });
@@ -200,7 +201,9 @@ public:
         return now;
     }
 
-    std::string finish() override { return "in veth's NAPI (driver mode), in the sender's softirq: no thread of its own"; }
+    std::string finish() override {
+        return "in veth's NAPI (driver mode), in the sender's softirq: no thread of its own";
+    }
 
 private:
     explicit kernel_xdp_variant(const veth_rig& rig) : _rig(rig) {}
@@ -392,9 +395,9 @@ public:
         config.pool = variant->_pool.get();
         config.object = &variant->_reference->object;
         config.pin_workers = false;
-        config.make_program = [reference = variant->_reference.get(), clock = variant->_clock,
-                               make = std::move(make)](unsigned, ebpf::execution_state& state)
-            -> expected<std::unique_ptr<xdp::batch_program>> {
+        config.make_program = [reference = variant->_reference.get(), clock = variant->_clock, make = std::move(make)](
+                                  unsigned,
+                                  ebpf::execution_state& state) -> expected<std::unique_ptr<xdp::batch_program>> {
             auto made = make(*reference, state);
             if (!made) {
                 return made.error();
@@ -456,8 +459,8 @@ program_maker executor_maker(xdp::execution_engine kind) {
         xdp::executor_options options;
         options.checked = false; // the verifier has proven the program, as `sluice run` runs it
         options.engine = kind;
-        auto made = xdp::executor::create(reference.object, *reference.program, ebpf::xdp_helper_table(), state,
-                                          options);
+        auto made =
+            xdp::executor::create(reference.object, *reference.program, ebpf::xdp_helper_table(), state, options);
         if (!made) {
             return made.error();
         }
@@ -466,9 +469,9 @@ program_maker executor_maker(xdp::execution_engine kind) {
 }
 
 program_maker lua_maker(std::string script, lua::engine kind) {
-    return [script = std::move(script), kind](const cli::bench_object& reference,
-                                              ebpf::execution_state& state)
-               -> expected<std::unique_ptr<xdp::batch_program>> {
+    return [script = std::move(script),
+            kind](const cli::bench_object& reference,
+                  ebpf::execution_state& state) -> expected<std::unique_ptr<xdp::batch_program>> {
         auto made = load_lua_twin(reference, script, kind, state);
         if (!made) {
             return made.error();
@@ -538,8 +541,9 @@ veth_row measure(const std::string& name, const variant_factory& make, const liv
     row.ran = seconds > 0;
     row.mpps = static_cast<double>(processed) / seconds / 1e6;
     row.offered_mpps = static_cast<double>(last->sent - first->sent) / seconds / 1e6;
-    row.dropped_share =
-        processed == 0 ? 0 : static_cast<double>(last->variant.dropped - first->variant.dropped) / static_cast<double>(processed);
+    row.dropped_share = processed == 0 ? 0
+                                       : static_cast<double>(last->variant.dropped - first->variant.dropped) /
+                                             static_cast<double>(processed);
     if (first->variant.cpu_seconds && last->variant.cpu_seconds && processed > 0) {
         row.cpu_ns = (*last->variant.cpu_seconds - *first->variant.cpu_seconds) * 1e9 / static_cast<double>(processed);
     }
@@ -592,8 +596,8 @@ veth_report run_veth_section(const veth_settings& settings, const std::string& e
     traffic.sources_base = 0xc6120000; // 198.18.0.0/15
     traffic.sources = std::bit_ceil(std::clamp<std::uint32_t>(settings.sources, 1, 1U << 17));
     const std::vector<std::uint8_t> payload(std::max<std::uint32_t>(settings.size, 60) - 42, 0x5a);
-    auto frame = test::udp_frame({0x02, 0, 0, 0, 0, 0x02}, (*rig)->destination(), "10.88.0.2", "10.88.0.1", 9, 9,
-                                 payload);
+    auto frame =
+        test::udp_frame({0x02, 0, 0, 0, 0, 0x02}, (*rig)->destination(), "10.88.0.2", "10.88.0.1", 9, 9, payload);
     auto sender = live_sender::start(**rig, traffic_object, traffic, std::move(frame));
     if (!sender) {
         report.skipped = sender.error().message;
@@ -657,10 +661,9 @@ std::string format_veth_table(const veth_report& report) {
     if (!report.skipped.empty()) {
         return fmt::format("veth: skipped: {}\n", report.skipped);
     }
-    std::string out =
-        fmt::format("veth, {:.1f} s per variant after {:.1f} s of warm-up, best of {} round(s): {}\n",
-                    report.settings.seconds, report.settings.warmup, std::max(1U, report.settings.rounds),
-                    report.traffic);
+    std::string out = fmt::format("veth, {:.1f} s per variant after {:.1f} s of warm-up, best of {} round(s): {}\n",
+                                  report.settings.seconds, report.settings.warmup, std::max(1U, report.settings.rounds),
+                                  report.traffic);
     out += fmt::format("{:<36} {:>7} {:>8} {:>8} {:>9} {:>7} {:>9}  {}\n", "variant", "Mpps", "offered", "dropped",
                        "rx ns/pkt", "sender", "all ns/pkt", "note");
     const veth_row* pass = report.find(veth_port_limit);
@@ -699,13 +702,14 @@ std::string format_veth_table(const veth_report& report) {
                            row.offered_mpps, row.dropped_share * 100, number(row.cpu_ns, "{:.0f}"),
                            number(row.sender_cpu, "{:.2f}"), number(row.total_cpu_ns, "{:.0f}"), row.note);
     }
-    out += "Mpps: packets the filter decided on per second, from its own counters (ddos_filter.o's stats map, the "
-           "nftables rules' counters, the engine's received count); offered: the sender's rate in the same window; "
-           "rx ns/pkt: the receiving thread's CPU per packet (sluice's worker; the kernel's filters have none); sender: "
-           "the sending thread's CPU seconds per second, which on veth include the receiving end's softirq work (the "
-           "kernel's filters, XDP's redirect and copy into AF_XDP); all ns/pkt: the sender's CPU per offered packet + "
-           "the receiving thread's per processed packet: what one packet costs the machine on this path, generation "
-           "included (the same for every variant)\n";
+    out +=
+        "Mpps: packets the filter decided on per second, from its own counters (ddos_filter.o's stats map, the "
+        "nftables rules' counters, the engine's received count); offered: the sender's rate in the same window; "
+        "rx ns/pkt: the receiving thread's CPU per packet (sluice's worker; the kernel's filters have none); sender: "
+        "the sending thread's CPU seconds per second, which on veth include the receiving end's softirq work (the "
+        "kernel's filters, XDP's redirect and copy into AF_XDP); all ns/pkt: the sender's CPU per offered packet + "
+        "the receiving thread's per processed packet: what one packet costs the machine on this path, generation "
+        "included (the same for every variant)\n";
     if (marks_seen.find('c') != std::string::npos) {
         out += "[c] the kernel's filter runs in the sender's softirq on the sender's CPU, which is saturated: the rate "
                "is one CPU's worth of sending and filtering; compare all ns/pkt\n";

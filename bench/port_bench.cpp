@@ -2,9 +2,10 @@
 // run with the kernel's own XDP_DROP on the same veth and with minimal receive loops written directly on libxdp and on
 // a TPACKET_V3 ring (the floor of what each socket can give here). Needs root (namespaces, XDP); prints a table.
 //
-// Setup: namespaces "sluice-<pid>-bench-s" and "-bench-a" joined by a veth pair; a sender thread in -a pushes
-// 64-byte UDP frames addressed to the receiving end as fast as it can: by default with the kernel's XDP live-frames
-// test run (a program redirecting out of the sender's veth, as xdp-trafficgen does), or through an AF_PACKET TX ring.
+// Setup (bench/veth_bench.hpp, shared with sluice_lua_bench): namespaces "sluice-<pid>-bench-s" and "-bench-a" joined
+// by a veth pair; a sender thread in -a pushes 64-byte UDP frames addressed to the receiving end as fast as it can: by
+// default with the kernel's XDP live-frames test run (bench/veth_traffic.bpf.c redirecting out of the sender's veth,
+// as xdp-trafficgen does; live_sender), or through an AF_PACKET TX ring.
 // Each variant then receives for --seconds on the other end, one variant at a time, with the same sender. Reported per
 // variant: received Mpps, the sender's offered Mpps in the same window, and the receiving thread's CPU time per packet
 // (the cost that matters when the sender, not the receiver, is the limit), and ratios against the bare loops.
@@ -50,40 +51,15 @@
 #include "sluice/io/port.hpp"
 #include "sluice/xdp/engine.hpp"
 #include "sluice/xdp/executor.hpp"
+#include "veth_bench.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
-using sluice::test::network_namespace;
 
-double thread_cpu_seconds() {
-    timespec now{};
-    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
-    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
-}
-
-/// A receiving loop's view of the measurement window: poll() once a turn; when the window opens, the loop's count
-/// restarts and the thread's CPU clock is read, so that cpu_seconds() covers the window (and what follows until the
-/// loop stops).
-class receive_window {
-public:
-    explicit receive_window(const std::atomic<bool>& window) : _window(window) {}
-
-    void poll(std::uint64_t& received) {
-        if (!_counting && _window.load(std::memory_order_relaxed)) {
-            _counting = true;
-            received = 0;
-            _cpu_before = thread_cpu_seconds();
-        }
-    }
-
-    double cpu_seconds() const { return thread_cpu_seconds() - _cpu_before; }
-
-private:
-    const std::atomic<bool>& _window;
-    bool _counting{false};
-    double _cpu_before{};
-};
+using sluice::bench::process_cpu_seconds;
+using sluice::bench::receive_window;
+using sluice::bench::thread_cpu_seconds;
 
 struct measurement {
     std::string name;
@@ -104,36 +80,54 @@ using receiver = std::function<std::uint64_t(const std::atomic<bool>& stop, doub
 
 class bench {
 public:
-    bench(std::string sender_if, std::string receiver_if, network_namespace& sender_ns, network_namespace& receiver_ns,
-          sluice::test::mac_address destination, std::uint32_t size, double seconds)
-        : _sender_if(std::move(sender_if)), _receiver_if(std::move(receiver_if)), _sender_ns(sender_ns),
-          _receiver_ns(receiver_ns), _destination(destination), _size(size), _seconds(seconds) {}
+    bench(const sluice::bench::veth_rig& rig, std::uint32_t size, double seconds)
+        : _rig(rig), _size(size), _seconds(seconds) {}
 
     // Runs the sender for the whole window of `run`, and returns the counts of both.
     measurement measure(const std::string& name, const receiver& run) {
         measurement result;
         result.name = name;
+        const std::vector<std::uint8_t> payload(_size - 42, 0x5a);
+        auto frame = sluice::test::udp_frame({0x02, 0, 0, 0, 0, 0x02}, _rig.destination(), "10.88.0.2", "10.88.0.1", 9,
+                                             9, payload);
+        // The kernel as traffic generator (live_sender, bench/veth_bench.hpp): several times what a userspace sender
+        // reaches. The receiving end needs NAPI for frames redirected into it: an XDP program (AF_XDP, the kernel
+        // drop) or GRO (on, for the AF_PACKET variants).
+        if (_xdp_sender) {
+            auto started = sluice::bench::live_sender::start(_rig, SLUICE_BENCH_DIR "/veth_traffic.o", {}, frame);
+            if (started) {
+                _live = std::move(*started);
+            } else {
+                fmt::print(stderr, "sender: {}; falling back to AF_PACKET\n", started.error().message);
+                _xdp_sender = false;
+            }
+        }
         std::atomic<bool> sender_stop{false};
         std::atomic<std::uint64_t> sent{0};
-        std::thread sender([&] { send(sender_stop, sent); });
+        std::thread sender;
+        if (!_live) {
+            sender = std::thread([&] { _rig.sender().run([&] { send_afpacket(frame, sender_stop, sent); }); });
+        }
+        const auto offered = [&] { return _live ? _live->sent() : sent.load(); };
         std::atomic<bool> receiver_stop{false};
-        std::atomic<bool> ready{false};
         std::uint64_t received = 0;
         double cpu = 0;
-        std::thread receiving([&] { _receiver_ns.run([&] { received = run(receiver_stop, cpu); }); });
+        std::thread receiving([&] { _rig.receiver().run([&] { received = run(receiver_stop, cpu); }); });
         std::this_thread::sleep_for(300ms); // warm up: rings filled, program attached
-        const std::uint64_t sent_before = sent.load();
+        const std::uint64_t sent_before = offered();
         const auto start = std::chrono::steady_clock::now();
         _window_start.store(true);
         std::this_thread::sleep_for(std::chrono::duration<double>(_seconds));
         receiver_stop.store(true);
-        const std::uint64_t sent_after = sent.load();
+        const std::uint64_t sent_after = offered();
         receiving.join();
         result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         sender_stop.store(true);
-        sender.join();
+        if (sender.joinable()) {
+            sender.join();
+        }
+        _live.reset();
         _window_start.store(false);
-        (void)ready;
         result.received = received;
         result.offered = sent_after - sent_before;
         result.cpu_seconds = cpu;
@@ -143,73 +137,20 @@ public:
     /// Receivers count only packets that arrive after the window opened (warm-up traffic is not measured).
     const std::atomic<bool>& window_open() const { return _window_start; }
     /// The sender thread's CPU time so far, for receivers that can only measure the whole process (the engine).
-    double sender_cpu_seconds() const { return static_cast<double>(_sender_cpu_ns.load()) * 1e-9; }
+    double sender_cpu_seconds() const {
+        return _live ? _live->cpu_seconds() : static_cast<double>(_sender_cpu_ns.load()) * 1e-9;
+    }
+
+    void use_xdp_sender(bool enabled) { _xdp_sender = enabled; }
 
 private:
-    void send(const std::atomic<bool>& stop, std::atomic<std::uint64_t>& sent) {
-        _sender_ns.run([&] {
-            const std::vector<std::uint8_t> payload(_size - 42, 0x5a);
-            const auto frame = sluice::test::udp_frame({0x02, 0, 0, 0, 0, 0x02}, _destination, "10.88.0.2", "10.88.0.1",
-                                                       9, 9, payload);
-            if (_xdp_sender && send_xdp(frame, stop, sent)) {
-                return;
-            }
-            send_afpacket(frame, stop, sent);
-        });
-    }
-
-    // The kernel as traffic generator (as xdp-trafficgen): BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES runs a
-    // program that redirects the frame out of the sender's veth, `repeat` times per call, from the kernel's page
-    // pool: several times what a userspace sender reaches. The receiving end needs NAPI for frames redirected into
-    // it: an XDP program (AF_XDP, the kernel drop) or GRO (set on it for the AF_PACKET variants).
-    bool send_xdp(const std::vector<std::uint8_t>& frame, const std::atomic<bool>& stop,
-                  std::atomic<std::uint64_t>& sent) {
-        const int ifindex = static_cast<int>(::if_nametoindex(_sender_if.c_str()));
-        const bpf_insn program[] = {
-            {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_1, 0, 0, ifindex}, // r1 = ifindex
-            {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_2, 0, 0, 0},       // r2 = 0
-            {BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_redirect},        // r0 = bpf_redirect(ifindex, 0)
-            {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
-        };
-        const int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "sluice_gen", "GPL", program, std::size(program), nullptr);
-        if (fd < 0) {
-            fmt::print(stderr, "sender: bpf_prog_load: {}; falling back to AF_PACKET\n", std::strerror(errno));
-            return false;
-        }
-        constexpr int repeat = 1 << 12; // small enough that the sender's CPU snapshot is fresh at a window's end
-        bool first = true;
-        while (!stop.load(std::memory_order_relaxed)) {
-            bpf_test_run_opts options{};
-            options.sz = sizeof options;
-            options.data_in = frame.data();
-            options.data_size_in = static_cast<std::uint32_t>(frame.size());
-            options.repeat = repeat;
-            options.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
-            options.batch_size = 64;
-            if (bpf_prog_test_run_opts(fd, &options) != 0) {
-                if (first) {
-                    fmt::print(stderr, "sender: BPF_F_TEST_XDP_LIVE_FRAMES: {}; falling back to AF_PACKET\n",
-                               std::strerror(errno));
-                    ::close(fd);
-                    return false;
-                }
-                break;
-            }
-            first = false;
-            sent.fetch_add(repeat, std::memory_order_relaxed);
-            _sender_cpu_ns.store(static_cast<std::uint64_t>(thread_cpu_seconds() * 1e9), std::memory_order_relaxed);
-        }
-        ::close(fd);
-        return true;
-    }
-
     void send_afpacket(const std::vector<std::uint8_t>& frame, const std::atomic<bool>& stop,
                        std::atomic<std::uint64_t>& sent) {
         sluice::xdp::frame_pool pool(4096);
         sluice::io::port_options options;
         options.ring_size = 4096;
         options.poll_timeout_ms = 0;
-        auto opened = sluice::io::open_port("afpacket:" + _sender_if, pool, options);
+        auto opened = sluice::io::open_port("afpacket:" + _rig.sender_interface(), pool, options);
         if (!opened) {
             fmt::print(stderr, "sender: {}\n", opened.error().message);
             return;
@@ -229,17 +170,10 @@ private:
         }
     }
 
-public:
-    void use_xdp_sender(bool enabled) { _xdp_sender = enabled; }
-
-private:
-    std::string _sender_if;
-    std::string _receiver_if;
-    network_namespace& _sender_ns;
-    network_namespace& _receiver_ns;
-    sluice::test::mac_address _destination;
+    const sluice::bench::veth_rig& _rig;
     std::uint32_t _size;
     double _seconds;
+    std::unique_ptr<sluice::bench::live_sender> _live;
     std::atomic<bool> _window_start{false};
     std::atomic<std::uint64_t> _sender_cpu_ns{0};
     bool _xdp_sender{true};
@@ -468,12 +402,6 @@ std::uint64_t sluice_port(const std::string& spec, const std::atomic<bool>& wind
     return received;
 }
 
-double process_cpu_seconds() {
-    timespec now{};
-    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
-    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
-}
-
 // sluice itself: the engine with one worker running examples/xdp_pass.o (JIT) on the port. Without a pass target a
 // passed frame is counted and released, so this is the whole data path at the cost of the smallest program. The
 // worker's CPU is the process's minus the sender's (the main thread sleeps).
@@ -563,32 +491,14 @@ int main(int argc, char** argv) {
         fmt::print("sluice_port_bench: skipped: {}\n", reason);
         return 0;
     }
-    std::string error;
-    auto receiver_ns = network_namespace::create("bench-s", &error);
-    auto sender_ns = receiver_ns ? network_namespace::create("bench-a", &error) : nullptr;
-    const std::string receiver_if = sluice::test::unique_interface("bs");
-    const std::string sender_if = sluice::test::unique_interface("ba");
-    if (!sender_ns || !sluice::test::add_veth(*receiver_ns, receiver_if, "", *sender_ns, sender_if, "", &error)) {
-        fmt::print(stderr, "sluice_port_bench: {}\n", error);
+    auto rig = sluice::bench::veth_rig::create("bench");
+    if (!rig) {
+        fmt::print(stderr, "sluice_port_bench: {}\n", rig.error().message);
         return 1;
     }
-    const auto destination = receiver_ns->mac_of(receiver_if).value_or(sluice::test::mac_address{});
-    bench runner(sender_if, receiver_if, *sender_ns, *receiver_ns, destination, size, seconds);
+    const std::string receiver_if = (*rig)->receiver_interface();
+    bench runner(**rig, size, seconds);
     runner.use_xdp_sender(sender == "xdp");
-    // Frames redirected into a veth need NAPI on it: an XDP program gives it, and so does GRO (for AF_PACKET).
-    const bool gro = receiver_ns->run([&] {
-        const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        ethtool_value value{ETHTOOL_SGRO, 1};
-        ifreq request{};
-        std::strncpy(request.ifr_name, receiver_if.c_str(), IFNAMSIZ - 1);
-        request.ifr_data = reinterpret_cast<char*>(&value);
-        const bool done = ::ioctl(fd, SIOCETHTOOL, &request) == 0;
-        ::close(fd);
-        return done;
-    });
-    if (!gro) {
-        fmt::print(stderr, "sluice_port_bench: cannot turn GRO on for {}: {}\n", receiver_if, std::strerror(errno));
-    }
 
     std::vector<measurement> results;
     const auto add = [&](const std::string& name, auto&& function) {

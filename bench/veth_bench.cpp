@@ -36,7 +36,7 @@ double seconds_of(const timespec& time) {
 void install_wake_signal() {
     static std::once_flag once;
     std::call_once(once, [] {
-        struct sigaction action{};
+        struct sigaction action {};
         action.sa_handler = [](int) {};
         sigemptyset(&action.sa_mask);
         ::sigaction(SIGUSR1, &action, nullptr);
@@ -122,8 +122,8 @@ expected<std::unique_ptr<live_sender>> live_sender::start(const veth_rig& rig, c
         }
     }
     if (rodata == nullptr || bpf_map__set_initial_value(rodata, &config, sizeof config) != 0) {
-        return error{fmt::format("{}: cannot set its .rodata config (layout differs from traffic_config?)",
-                                 traffic_object)};
+        return error{
+            fmt::format("{}: cannot set its .rodata config (layout differs from traffic_config?)", traffic_object)};
     }
     if (const int failed = bpf_object__load(sender->_object); failed != 0) {
         return error{fmt::format("the kernel refused {}: {}", traffic_object, std::strerror(-failed))};
