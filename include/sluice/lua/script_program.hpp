@@ -132,7 +132,8 @@ class script_program final : public xdp::batch_program {
 public:
     /// Compiles `source` (named `chunk_name` in messages, e.g. "filter.lua") and runs its top level, which may open
     /// and declare maps. `state` is the worker's helper state (cpu, redirect decision, prandom, trace sink); it and
-    /// options.object must outlive the program. Fails with the script's message (syntax errors with their line).
+    /// options.object must outlive the program. Fails with the script's message (syntax errors with their line), or
+    /// when state.cpu is not below the cpus of the script's maps (options::maps, else options::cpus).
     static expected<script_program> create(std::string_view source, std::string chunk_name, ebpf::execution_state& state,
                                            options settings = {});
     /// Reads `path` and create()s with its file name as the chunk name.
