@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -67,6 +68,29 @@ int step_function(lua_State* L) {
     verdict.integer = lua_gettop(L) >= 1 && to_integer(L, 1, verdict.code);
     engine.step(verdict);
     return 0;
+}
+#endif
+
+#ifdef SLUICE_LUAJIT
+/// A diagnostic for whoever tunes scripts or these bindings: SLUICE_LUAJIT_JIT_LOG=FILE writes what LuaJIT's trace
+/// compiler does (jit.v: each trace, and why one aborted: NYI, a C function, ...) to FILE, appending;
+/// SLUICE_LUAJIT_JIT_DUMP=OPTIONS writes jit.dump's listing instead (its options, e.g. "tbimrsx"). Trusted setup code
+/// of sluice's own: the script never sees jit or require.
+void log_traces(lua_State* L) {
+    const char* file = std::getenv("SLUICE_LUAJIT_JIT_LOG");
+    if (file == nullptr || *file == 0) {
+        return;
+    }
+    static std::atomic<unsigned> states{0};
+    const std::string path = fmt::format("{}.{}", file, states.fetch_add(1));
+    const char* dump = std::getenv("SLUICE_LUAJIT_JIT_DUMP");
+    const std::string code = dump != nullptr && *dump != 0
+                                 ? fmt::format("require('jit.dump').on([[{}]], [[{}]])", dump, path)
+                                 : fmt::format("require('jit.v').on([[{}]])", path);
+    if (luaL_dostring(L, code.c_str()) != 0) {
+        std::fprintf(stderr, "sluice: SLUICE_LUAJIT_JIT_LOG: %s\n", lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
 }
 #endif
 
@@ -378,6 +402,7 @@ std::string state_engine::start() {
     _packet_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 #ifdef SLUICE_LUAJIT
     use_ffi_maps(L, *this, _environment_ref); // after the packet object: it uses its cdef of struct sluice_view
+    log_traces(L);
 #endif
 
     if (luaL_loadbufferx(L, driver_source, std::strlen(driver_source), "=sluice driver", "t") != 0) {
