@@ -214,6 +214,8 @@ int main(int argc, char** argv) {
     app.add_option("--burst", veth.burst, "veth: the filter's per-source burst")->check(CLI::Range(1, 1 << 30));
     app.add_option("--rounds", veth.rounds, "veth: every variant in turn this many times; the best round counts")
         ->check(CLI::Range(1, 100));
+    app.add_option("--only", veth.only, "veth: only the variants whose name contains this (\"lua\", \"kernel\", ...)");
+    app.add_flag("!--no-pin", veth.pin, "veth: leave the sender and sluice's worker to the scheduler");
     app.add_flag("--require-veth", require_veth,
                  "Exit 1 unless every veth variant ran and processed packets (77 when the veth part is skipped): the "
                  "smoke test");

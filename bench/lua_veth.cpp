@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <linux/if_link.h>
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -369,7 +370,7 @@ using program_maker = std::function<expected<std::unique_ptr<xdp::batch_program>
 class engine_variant final : public veth_variant {
 public:
     static expected<std::unique_ptr<veth_variant>> create(const veth_rig& rig, const cli::bench_target& target,
-                                                          program_maker make) {
+                                                          program_maker make, bool pin) {
         auto loaded = cli::load_bench_object(target); // fresh maps: no state left by the variant before
         if (!loaded) {
             return loaded.error();
@@ -394,7 +395,7 @@ public:
         config.ports.push_back({variant->_port.get(), std::nullopt});
         config.pool = variant->_pool.get();
         config.object = &variant->_reference->object;
-        config.pin_workers = false;
+        config.pin_workers = pin; // worker 0 on the first CPU; the sender is on the last
         config.make_program = [reference = variant->_reference.get(), clock = variant->_clock, make = std::move(make)](
                                   unsigned,
                                   ebpf::execution_state& state) -> expected<std::unique_ptr<xdp::batch_program>> {
@@ -598,15 +599,23 @@ veth_report run_veth_section(const veth_settings& settings, const std::string& e
     const std::vector<std::uint8_t> payload(std::max<std::uint32_t>(settings.size, 60) - 42, 0x5a);
     auto frame =
         test::udp_frame({0x02, 0, 0, 0, 0, 0x02}, (*rig)->destination(), "10.88.0.2", "10.88.0.1", 9, 9, payload);
-    auto sender = live_sender::start(**rig, traffic_object, traffic, std::move(frame));
+    int sender_cpu = -1;
+    if (cpu_set_t allowed;
+        settings.pin && ::sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) >= 2) {
+        for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+            sender_cpu = CPU_ISSET(cpu, &allowed) ? cpu : sender_cpu;
+        }
+    }
+    auto sender = live_sender::start(**rig, traffic_object, traffic, std::move(frame), sender_cpu);
     if (!sender) {
         report.skipped = sender.error().message;
         return report;
     }
     report.traffic = fmt::format(
-        "{}-byte UDP frames, {}% from {} (blocklisted), the rest from {} sources of 198.18.0.0/15, each far over "
+        "{}{}-byte UDP frames, {}% from {} (blocklisted), the rest from {} sources of 198.18.0.0/15, each far over "
         "{} pps (burst {}); sender: the kernel's XDP live frames (BPF_PROG_TEST_RUN) redirected out of the other "
         "veth, one thread, running throughout",
+        sender_cpu >= 0 ? fmt::format("sender pinned to CPU {}, sluice's worker to the first CPU; ", sender_cpu) : "",
         std::max<std::uint32_t>(settings.size, 60), traffic.blocked_per_256 * 100 / 256, prefixes.front().text(),
         traffic.sources, settings.rate_pps, settings.burst);
 
@@ -625,25 +634,37 @@ veth_report run_veth_section(const veth_settings& settings, const std::string& e
     pass.file = examples_dir + "/xdp_pass.o";
     cli::bench_target parse; // reads every header, as the filter does: the port's limit once packets are touched
     parse.file = examples_dir + "/xdp_parse_count.o";
-    const std::vector<planned> plan{
+    const bool pinned = sender_cpu >= 0;
+    std::vector<planned> plan{
         {veth_kernel_xdp, [&] { return kernel_xdp_variant::create(where, filter); }},
         {veth_nft_ingress, [&] { return nft_variant::create(where, filter, ingress, settings); }},
         {veth_nft_prerouting, [&] { return nft_variant::create(where, filter, prerouting, settings); }},
         {veth_port_limit,
-         [&] { return engine_variant::create(where, pass, executor_maker(xdp::execution_engine::jit)); }},
+         [&] { return engine_variant::create(where, pass, executor_maker(xdp::execution_engine::jit), pinned); }},
         {veth_touch_limit,
-         [&] { return engine_variant::create(where, parse, executor_maker(xdp::execution_engine::jit)); }},
-        {veth_jit, [&] { return engine_variant::create(where, filter, executor_maker(xdp::execution_engine::jit)); }},
+         [&] { return engine_variant::create(where, parse, executor_maker(xdp::execution_engine::jit), pinned); }},
+        {veth_jit,
+         [&] { return engine_variant::create(where, filter, executor_maker(xdp::execution_engine::jit), pinned); }},
         {veth_interpreter,
-         [&] { return engine_variant::create(where, filter, executor_maker(xdp::execution_engine::interpreter)); }},
-        {veth_lua54, [&] { return engine_variant::create(where, filter, lua_maker(script, lua::engine::lua54)); }},
-        {veth_luajit, [&] { return engine_variant::create(where, filter, lua_maker(script, lua::engine::luajit)); }},
+         [&] {
+             return engine_variant::create(where, filter, executor_maker(xdp::execution_engine::interpreter), pinned);
+         }},
+        {veth_lua54,
+         [&] { return engine_variant::create(where, filter, lua_maker(script, lua::engine::lua54), pinned); }},
+        {veth_luajit,
+         [&] { return engine_variant::create(where, filter, lua_maker(script, lua::engine::luajit), pinned); }},
     };
+    std::vector<planned> chosen;
+    for (const planned& item : plan) {
+        if (settings.only.empty() || item.name.find(settings.only) != std::string::npos) {
+            chosen.push_back(item);
+        }
+    }
     // Rounds of every variant in turn, the best round of each kept (as the ns-per-packet part keeps the best trial:
     // on a shared machine the fastest round is the least disturbed one).
     for (unsigned round = 0; round < std::max(1U, settings.rounds) && !interrupted.load(); ++round) {
-        for (std::size_t i = 0; i < plan.size() && !interrupted.load(); ++i) {
-            veth_row row = measure(plan[i].name, plan[i].make, **sender, settings, interrupted);
+        for (std::size_t i = 0; i < chosen.size() && !interrupted.load(); ++i) {
+            veth_row row = measure(chosen[i].name, chosen[i].make, **sender, settings, interrupted);
             fmt::print(stderr, "veth: round {}: {}: {}\n", round + 1, row.name,
                        row.ran ? fmt::format("{:.3f} Mpps ({:.3f} offered)", row.mpps, row.offered_mpps) : row.note);
             if (round == 0) {
@@ -657,6 +678,15 @@ veth_report run_veth_section(const veth_settings& settings, const std::string& e
     return report;
 }
 
+namespace {
+
+/// The receiving thread's CPU seconds per second of the window.
+std::optional<double> receiver_share(const veth_row& row) {
+    return row.cpu_ns ? std::optional<double>(*row.cpu_ns * row.mpps * 1e-3) : std::nullopt;
+}
+
+} // namespace
+
 std::string format_veth_table(const veth_report& report) {
     if (!report.skipped.empty()) {
         return fmt::format("veth: skipped: {}\n", report.skipped);
@@ -664,8 +694,8 @@ std::string format_veth_table(const veth_report& report) {
     std::string out = fmt::format("veth, {:.1f} s per variant after {:.1f} s of warm-up, best of {} round(s): {}\n",
                                   report.settings.seconds, report.settings.warmup, std::max(1U, report.settings.rounds),
                                   report.traffic);
-    out += fmt::format("{:<36} {:>7} {:>8} {:>8} {:>9} {:>7} {:>9}  {}\n", "variant", "Mpps", "offered", "dropped",
-                       "rx ns/pkt", "sender", "all ns/pkt", "note");
+    out += fmt::format("{:<36} {:>7} {:>8} {:>8} {:>9} {:>5} {:>7} {:>9}  {}\n", "variant", "Mpps", "offered",
+                       "dropped", "rx ns/pkt", "rx", "sender", "all ns/pkt", "note");
     const veth_row* pass = report.find(veth_port_limit);
     const veth_row* touch = report.find(veth_touch_limit);
     std::string marks_seen;
@@ -682,6 +712,9 @@ std::string format_veth_table(const veth_report& report) {
         if (!kernel && row.mpps >= 0.95 * row.offered_mpps) {
             marks += "s";
         }
+        if (!kernel && row.mpps < 0.95 * row.offered_mpps && receiver_share(row).value_or(1) < 0.9) {
+            marks += "w";
+        }
         if (!kernel && pass != nullptr && pass->ran && &row != pass && row.mpps >= 0.9 * pass->mpps) {
             marks += "p";
         }
@@ -697,25 +730,31 @@ std::string format_veth_table(const veth_report& report) {
         const auto number = [](std::optional<double> value, const char* format) {
             return value ? fmt::format(fmt::runtime(format), *value) : std::string("-");
         };
-        out += fmt::format("{:<36} {:>7.3f} {:>8.3f} {:>7.1f}% {:>9} {:>7} {:>9}  {}\n",
-                           marks.empty() ? row.name : fmt::format("{} [{}]", row.name, marks), row.mpps,
-                           row.offered_mpps, row.dropped_share * 100, number(row.cpu_ns, "{:.0f}"),
-                           number(row.sender_cpu, "{:.2f}"), number(row.total_cpu_ns, "{:.0f}"), row.note);
+        out +=
+            fmt::format("{:<36} {:>7.3f} {:>8.3f} {:>7.1f}% {:>9} {:>5} {:>7} {:>9}  {}\n",
+                        marks.empty() ? row.name : fmt::format("{} [{}]", row.name, marks), row.mpps, row.offered_mpps,
+                        row.dropped_share * 100, number(row.cpu_ns, "{:.0f}"), number(receiver_share(row), "{:.2f}"),
+                        number(row.sender_cpu, "{:.2f}"), number(row.total_cpu_ns, "{:.0f}"), row.note);
     }
-    out +=
-        "Mpps: packets the filter decided on per second, from its own counters (ddos_filter.o's stats map, the "
-        "nftables rules' counters, the engine's received count); offered: the sender's rate in the same window; "
-        "rx ns/pkt: the receiving thread's CPU per packet (sluice's worker; the kernel's filters have none); sender: "
-        "the sending thread's CPU seconds per second, which on veth include the receiving end's softirq work (the "
-        "kernel's filters, XDP's redirect and copy into AF_XDP); all ns/pkt: the sender's CPU per offered packet + "
-        "the receiving thread's per processed packet: what one packet costs the machine on this path, generation "
-        "included (the same for every variant)\n";
+    out += "Mpps: packets the filter decided on per second, from its own counters (ddos_filter.o's stats map, the "
+           "nftables rules' counters, the engine's received count); offered: the sender's rate in the same window; "
+           "rx ns/pkt: the receiving thread's CPU per packet (sluice's worker; the kernel's filters have none); rx: "
+           "its CPU "
+           "seconds per second; sender: "
+           "the sending thread's CPU seconds per second, which on veth include the receiving end's softirq work (the "
+           "kernel's filters, XDP's redirect and copy into AF_XDP); all ns/pkt: the sender's CPU per offered packet + "
+           "the receiving thread's per processed packet: what one packet costs the machine on this path, generation "
+           "included (the same for every variant)\n";
     if (marks_seen.find('c') != std::string::npos) {
         out += "[c] the kernel's filter runs in the sender's softirq on the sender's CPU, which is saturated: the rate "
                "is one CPU's worth of sending and filtering; compare all ns/pkt\n";
     }
     if (marks_seen.find('s') != std::string::npos) {
         out += "[s] processed >= 95% of offered: bounded by the sender, not by the filter\n";
+    }
+    if (marks_seen.find('w') != std::string::npos) {
+        out += "[w] packets were waiting (offered > processed) but the worker had less than 90% of a CPU (the machine "
+               "is shared): the rate is the CPU it was given, not the filter's; rx ns/pkt is the filter's cost\n";
     }
     if (marks_seen.find('p') != std::string::npos) {
         out += fmt::format("[p] within 10% of {} ({:.3f} Mpps) over the same AF_XDP port: bounded by the port (the "

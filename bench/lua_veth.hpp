@@ -37,6 +37,10 @@ struct veth_settings {
     std::uint64_t rate_pps{10};        ///< the filter's per-source rate (ddos_filter's rate_pps knob)
     std::uint64_t burst{10};           ///< and burst
     unsigned rounds{1};                ///< every variant in turn, this many times; the best round of each counts
+    std::string only;                  ///< run only the variants whose name contains this (empty: all)
+    /// The sender on the last CPU, sluice's worker on the first (with at least two): each variant's receiving work
+    /// lands on the same CPUs every round (the kernel's filters on the sender's, in its softirq).
+    bool pin{true};
 };
 
 struct veth_row {

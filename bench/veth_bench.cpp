@@ -102,9 +102,11 @@ expected<std::unique_ptr<veth_rig>> veth_rig::create(std::string_view tag) {
 }
 
 expected<std::unique_ptr<live_sender>> live_sender::start(const veth_rig& rig, const std::string& traffic_object,
-                                                          traffic_config config, std::vector<std::uint8_t> frame) {
+                                                          traffic_config config, std::vector<std::uint8_t> frame,
+                                                          int cpu) {
     std::unique_ptr<live_sender> sender(new live_sender());
     sender->_frame = std::move(frame);
+    sender->_cpu = cpu;
     config.ifindex = rig.sender().ifindex_of(rig.sender_interface());
     if (config.ifindex == 0) {
         return error{fmt::format("no interface {} in {}", rig.sender_interface(), rig.sender().name())};
@@ -151,6 +153,14 @@ expected<std::unique_ptr<live_sender>> live_sender::start(const veth_rig& rig, c
 
 void live_sender::run(const veth_rig& rig) {
     rig.sender().run([&] {
+        if (_cpu >= 0) {
+            cpu_set_t only;
+            CPU_ZERO(&only);
+            CPU_SET(_cpu, &only);
+            if (const int failed = ::pthread_setaffinity_np(::pthread_self(), sizeof only, &only); failed != 0) {
+                fmt::print(stderr, "sender: not pinned to CPU {}: {}\n", _cpu, std::strerror(failed));
+            }
+        }
         (void)::pthread_getcpuclockid(::pthread_self(), &_clock);
         _thread_id.store(static_cast<unsigned long>(::pthread_self()));
         _started.store(true);

@@ -101,8 +101,10 @@ class live_sender {
 public:
     /// Loads `traffic_object` (bench/veth_traffic.o) with `config` and starts sending `frame` out of the rig's sending
     /// end. Fails when the kernel refuses the program or the live-frames test run (the first call's error).
+    /// `cpu` >= 0 pins the sending thread to that CPU (and with it the softirq work the kernel does in its context).
     static expected<std::unique_ptr<live_sender>> start(const veth_rig& rig, const std::string& traffic_object,
-                                                        traffic_config config, std::vector<std::uint8_t> frame);
+                                                        traffic_config config, std::vector<std::uint8_t> frame,
+                                                        int cpu = -1);
     live_sender(const live_sender&) = delete;
     live_sender& operator=(const live_sender&) = delete;
     ~live_sender();
@@ -122,6 +124,7 @@ private:
     int _program_fd{-1};
     int _sent_fd{-1};
     std::vector<std::uint8_t> _frame;
+    int _cpu{-1};
     std::thread _thread;
     std::atomic<bool> _stop{false};
     std::atomic<bool> _started{false}; ///< the thread made its first call (or failed): _clock and _failure are set
