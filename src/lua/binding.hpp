@@ -49,9 +49,25 @@ enum helper_slot : std::size_t {
     slot_count,
 };
 
-/// The userdata types of an engine, whose metatables the engine keeps by registry reference: checking a type is
-/// then an array access, where luaL_checkudata interns the type's name on every call.
+/// The userdata types of an engine. The engine keeps their metatables by registry reference (setting one is then an
+/// array access, where luaL_setmetatable interns the type's name on every call); checking a type reads the
+/// userdata's tag (userdata_tag).
 enum type_slot : std::size_t { type_packet, type_map, type_record, type_count };
+
+class state_engine;
+
+/// The first member of every userdata sluice makes in a state (the packet, map handles, records): what it is and
+/// whose. Checking an argument's type is one read of this tag, where comparing metatables took three calls into Lua
+/// per argument (getmetatable, rawgeti, rawequal), and the engine comes with it (no lua_getallocf). The tag cannot be
+/// forged: scripts cannot make userdata (the sandbox has no newproxy, io, debug or package, and sluice hands scripts
+/// no userdata of Lua's libraries), and every userdata sluice makes starts with its tag. The magic number is a
+/// second guard, should a foreign userdata ever reach a binding.
+struct userdata_tag {
+    static constexpr std::uint32_t expected_magic = 0x51c7a9e5U;
+    std::uint32_t magic{};
+    std::uint32_t slot{};    ///< type_slot
+    state_engine* engine{};  ///< the engine of the state that made it
+};
 
 /// Why the debug hook is armed.
 enum class interrupt_reason : int { none, budget, memory };
@@ -132,6 +148,8 @@ void push_packet_object(lua_State* L, state_engine& engine);
 void register_maps(lua_State* L);
 /// lua_helpers.cpp: redirect, redirect_map, ktime_ns, prandom_u32, processor_id, print, into the table on top.
 void register_helpers(lua_State* L);
+/// lua_maps.cpp: the map of the handle at `index`, or an error naming what was expected.
+ebpf::map* check_map_target(lua_State* L, int index);
 #ifdef SLUICE_LUAJIT
 /// lua_maps.cpp, for luajit_maps.cpp: handle -> the map (light userdata), the key and the value layouts as tables
 /// {size = N, {name =, type =, offset =, size =}, ...}.
@@ -155,11 +173,15 @@ void push_unsigned(lua_State* L, std::uint64_t value);
 /// luaL_checkinteger that accepts what to_integer() accepts.
 std::int64_t check_integer(lua_State* L, int index);
 void* new_userdata(lua_State* L, std::size_t size);
+/// The tag a userdata of type `slot` made for `engine` starts with.
+inline userdata_tag make_tag(type_slot slot, state_engine& engine) {
+    return userdata_tag{userdata_tag::expected_magic, static_cast<std::uint32_t>(slot), &engine};
+}
 /// Registers the metatable on top of the stack as `slot`'s (it stays on the stack).
 void remember_metatable(lua_State* L, type_slot slot);
 /// Gives the value on top of the stack `slot`'s metatable.
-void set_metatable(lua_State* L, type_slot slot);
-/// The userdata at `index` when it is of type `slot`, else nullptr.
+void set_metatable(lua_State* L, type_slot slot, const state_engine& engine);
+/// The userdata at `index` when it is of type `slot` (it starts with a userdata_tag), else nullptr.
 void* test_userdata(lua_State* L, int index, type_slot slot);
 /// As test_userdata, or an error naming what was expected.
 void* check_userdata(lua_State* L, int index, type_slot slot);

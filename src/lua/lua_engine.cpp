@@ -152,20 +152,17 @@ void remember_metatable(lua_State* L, type_slot slot) {
     state_engine::of(L).metatables[slot] = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-void set_metatable(lua_State* L, type_slot slot) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, state_engine::of(L).metatables[slot]);
+void set_metatable(lua_State* L, type_slot slot, const state_engine& engine) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, engine.metatables[slot]);
     lua_setmetatable(L, -2);
 }
 
 void* test_userdata(lua_State* L, int index, type_slot slot) {
-    void* data = lua_touserdata(L, index);
-    if (data == nullptr || lua_getmetatable(L, index) == 0) {
+    if (lua_type(L, index) != LUA_TUSERDATA) { // a full userdata: light ones carry no tag
         return nullptr;
     }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, state_engine::of(L).metatables[slot]);
-    const bool same = lua_rawequal(L, -1, -2) != 0;
-    lua_pop(L, 2);
-    return same ? data : nullptr;
+    auto* tag = static_cast<userdata_tag*>(lua_touserdata(L, index));
+    return tag->magic == userdata_tag::expected_magic && tag->slot == slot ? tag : nullptr;
 }
 
 void* check_userdata(lua_State* L, int index, type_slot slot) {

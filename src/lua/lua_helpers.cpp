@@ -19,10 +19,10 @@ int redirect(lua_State* L) {
 /// (bpf_redirect_map).
 int redirect_map(lua_State* L) {
     state_engine& engine = state_engine::of(L);
-    auto* handle = static_cast<ebpf::map**>(check_userdata(L, 1, type_map)); // map_handle starts with the map
+    ebpf::map* target = check_map_target(L, 1);
     const auto key = static_cast<std::uint64_t>(check_integer(L, 2));
     const auto flags = lua_isnoneornil(L, 3) ? 0 : static_cast<std::uint64_t>(check_integer(L, 3));
-    push_unsigned(L, engine.call_helper(slot_redirect_map, reinterpret_cast<std::uint64_t>(*handle), key, flags));
+    push_unsigned(L, engine.call_helper(slot_redirect_map, reinterpret_cast<std::uint64_t>(target), key, flags));
     return 1;
 }
 

@@ -28,6 +28,9 @@ enum class field_type : std::uint8_t { u8, u16, u32, u64, i8, i16, i32, i64, be1
 struct field {
     std::array<char, max_field_name + 1> name{};
     std::size_t name_length{};
+    /// The name as the Lua state's string (push_handle anchors it): Lua interns short strings (5.4: up to 40 bytes;
+    /// LuaJIT: all), so a script's "count" is this very pointer and a lookup by name is a pointer compare.
+    const char* interned{};
     std::uint32_t offset{};
     std::uint32_t size{};
     field_type type{};
@@ -40,6 +43,11 @@ struct layout {
 
     const field* find(std::string_view name) const {
         for (std::size_t i = 0; i < count; ++i) {
+            if (fields[i].interned == name.data()) {
+                return &fields[i];
+            }
+        }
+        for (std::size_t i = 0; i < count; ++i) { // a name not interned (or not anchored): compare the bytes
             if (name == std::string_view(fields[i].name.data(), fields[i].name_length)) {
                 return &fields[i];
             }
@@ -51,12 +59,14 @@ struct layout {
 };
 
 struct map_handle {
+    userdata_tag tag;
     ebpf::map* target{};
     layout key;
     layout value;
 };
 
 struct record {
+    userdata_tag tag;
     const layout* shape{};
     std::uint8_t* data{};
     std::uint64_t generation{}; ///< 0: the record owns its bytes (keys, values made by the script); else a view
@@ -103,6 +113,9 @@ std::string parse_layout(std::string_view text, layout& out) {
         const std::string_view name = trim(item.substr(space + 1));
         if (name.empty() || name.size() > max_field_name) {
             return fmt::format("field '{}': a name of 1 to {} characters expected", item, max_field_name);
+        }
+        if (name.starts_with("_sluice")) { // LuaJIT's records name their C members so (luajit_maps.cpp)
+            return fmt::format("field '{}': names beginning with _sluice are reserved", item);
         }
         if (out.count == max_fields) {
             return fmt::format("more than {} fields", max_fields);
@@ -224,15 +237,16 @@ map_handle& check_map(lua_State* L, int index) {
 
 record& check_record(lua_State* L, int index) {
     auto& entry = *static_cast<record*>(check_userdata(L, index, type_record));
-    if (entry.generation != 0 && entry.generation != state_engine::of(L).generation) {
+    if (entry.generation != 0 && entry.generation != entry.tag.engine->generation) {
         luaL_error(L, "a map value from an earlier call: lookup() results last for one call, as in eBPF");
     }
     return entry;
 }
 
-record& new_record(lua_State* L, const layout& shape, std::uint8_t* view) {
+record& new_record(lua_State* L, state_engine& engine, const layout& shape, std::uint8_t* view) {
     const std::size_t bytes = sizeof(record) + (view == nullptr ? shape.size : 0);
     auto& entry = *static_cast<record*>(new_userdata(L, bytes));
+    entry.tag = make_tag(type_record, engine);
     entry.shape = &shape;
     if (view == nullptr) {
         entry.data = reinterpret_cast<std::uint8_t*>(&entry + 1);
@@ -240,9 +254,9 @@ record& new_record(lua_State* L, const layout& shape, std::uint8_t* view) {
         entry.generation = 0;
     } else {
         entry.data = view;
-        entry.generation = state_engine::of(L).generation;
+        entry.generation = engine.generation;
     }
-    set_metatable(L, type_record);
+    set_metatable(L, type_record, engine);
     return entry;
 }
 
@@ -275,12 +289,12 @@ int map_lookup(lua_State* L) {
     map_handle& handle = check_map(L, 1);
     scratch key_buffer{};
     const std::uint8_t* key = argument_bytes(L, 2, handle.key, key_buffer.data(), "key");
-    void* value = handle.target->lookup(key, state_engine::of(L).settings.state->cpu);
+    void* value = handle.target->lookup(key, handle.tag.engine->settings.state->cpu);
     if (value == nullptr) {
         lua_pushnil(L);
         return 1;
     }
-    new_record(L, handle.value, static_cast<std::uint8_t*>(value));
+    new_record(L, *handle.tag.engine, handle.value, static_cast<std::uint8_t*>(value));
     return 1;
 }
 
@@ -295,7 +309,7 @@ int map_get(lua_State* L) {
             return luaL_error(L, "the value has no field '%s'", lua_tostring(L, 3));
         }
     }
-    const void* value = handle.target->lookup(key, state_engine::of(L).settings.state->cpu);
+    const void* value = handle.target->lookup(key, handle.tag.engine->settings.state->cpu);
     if (value == nullptr) {
         lua_pushnil(L);
         return 1;
@@ -315,7 +329,7 @@ int map_add(lua_State* L) {
     if (top < 4 || (top - 2) % 2 != 0) {
         return luaL_error(L, "m:add(key, field, delta [, field, delta ...]): pairs of a field and a delta expected");
     }
-    auto* value = static_cast<std::uint8_t*>(handle.target->lookup(key, state_engine::of(L).settings.state->cpu));
+    auto* value = static_cast<std::uint8_t*>(handle.target->lookup(key, handle.tag.engine->settings.state->cpu));
     if (value == nullptr) {
         lua_pushboolean(L, 0);
         return 1;
@@ -346,7 +360,7 @@ int map_update(lua_State* L) {
     const std::uint8_t* key = argument_bytes(L, 2, handle.key, key_buffer.data(), "key");
     const std::uint8_t* value = argument_bytes(L, 3, handle.value, value_buffer.data(), "value");
     const long result =
-        handle.target->update(key, value, flags_argument(L, 4), state_engine::of(L).settings.state->cpu);
+        handle.target->update(key, value, flags_argument(L, 4), handle.tag.engine->settings.state->cpu);
     lua_pushinteger(L, result);
     return 1;
 }
@@ -355,7 +369,7 @@ int map_delete(lua_State* L) {
     map_handle& handle = check_map(L, 1);
     scratch key_buffer{};
     const std::uint8_t* key = argument_bytes(L, 2, handle.key, key_buffer.data(), "key");
-    lua_pushinteger(L, handle.target->remove(key, state_engine::of(L).settings.state->cpu));
+    lua_pushinteger(L, handle.target->remove(key, handle.tag.engine->settings.state->cpu));
     return 1;
 }
 
@@ -381,7 +395,7 @@ int record_or_errno(lua_State* L, long result) {
 
 template <bool remove> int map_pop(lua_State* L) {
     map_handle& handle = check_map(L, 1);
-    record& out = new_record(L, handle.value, nullptr);
+    record& out = new_record(L, *handle.tag.engine, handle.value, nullptr);
     const long result = remove ? handle.target->pop(out.data) : handle.target->peek(out.data);
     return record_or_errno(L, result);
 }
@@ -392,8 +406,8 @@ int map_next_key(lua_State* L) {
     scratch key_buffer{};
     const std::uint8_t* key =
         lua_isnoneornil(L, 2) ? nullptr : argument_bytes(L, 2, handle.key, key_buffer.data(), "key");
-    record& next = new_record(L, handle.key, nullptr);
-    const long result = state_engine::of(L).settings.services->get_next_key(*handle.target, key, next.data);
+    record& next = new_record(L, *handle.tag.engine, handle.key, nullptr);
+    const long result = handle.tag.engine->settings.services->get_next_key(*handle.target, key, next.data);
     return record_or_errno(L, result);
 }
 
@@ -409,11 +423,11 @@ int map_iterate(lua_State* L) {
     }
     map_handle& handle = check_map(L, 1);
     auto& key = *static_cast<record*>(lua_touserdata(L, -1));
-    void* value = handle.target->lookup(key.data, state_engine::of(L).settings.state->cpu);
+    void* value = handle.target->lookup(key.data, handle.tag.engine->settings.state->cpu);
     if (value == nullptr) {
         lua_pushnil(L); // deleted since get_next_key found it
     } else {
-        new_record(L, handle.value, static_cast<std::uint8_t*>(value));
+        new_record(L, *handle.tag.engine, handle.value, static_cast<std::uint8_t*>(value));
     }
     return 2;
 }
@@ -446,7 +460,7 @@ void fill_from_table(lua_State* L, int index, record& entry) {
 int map_key(lua_State* L) {
     lua_settop(L, 2); // the new record goes above the optional table
     map_handle& handle = check_map(L, 1);
-    record& entry = new_record(L, handle.key, nullptr);
+    record& entry = new_record(L, *handle.tag.engine, handle.key, nullptr);
     fill_from_table(L, 2, entry);
     return 1;
 }
@@ -454,7 +468,7 @@ int map_key(lua_State* L) {
 int map_value(lua_State* L) {
     lua_settop(L, 2);
     map_handle& handle = check_map(L, 1);
-    record& entry = new_record(L, handle.value, nullptr);
+    record& entry = new_record(L, *handle.tag.engine, handle.value, nullptr);
     fill_from_table(L, 2, entry);
     return 1;
 }
@@ -507,7 +521,7 @@ int record_fill(lua_State* L) {
     if (target == nullptr) {
         return luaL_error(L, "the record has no field '%s'", lua_tostring(L, 2));
     }
-    const packet_view& view = state_engine::of(L).view;
+    const packet_view& view = entry.tag.engine->view;
     if (view.context == nullptr) {
         return luaL_error(L, "the packet view is used outside xdp()");
     }
@@ -597,8 +611,10 @@ void push_message(lua_State* L, const std::string& message) {
 /// Pushes a new handle for `target`; layouts parsed from the arguments at key_index and value_index (0 or nil:
 /// default). False with a message pushed when a layout is wrong.
 bool push_handle(lua_State* L, ebpf::map* target, int key_index, int value_index) {
+    state_engine& engine = state_engine::of(L);
     auto& handle = *static_cast<map_handle*>(new_userdata(L, sizeof(map_handle)));
     new (&handle) map_handle{};
+    handle.tag = make_tag(type_map, engine);
     handle.target = target;
     const ebpf::map_definition& definition = target->definition();
     const std::array<std::pair<int, layout*>, 2> parts{{{key_index, &handle.key}, {value_index, &handle.value}}};
@@ -625,11 +641,21 @@ bool push_handle(lua_State* L, ebpf::map* target, int key_index, int value_index
             return false;
         }
     }
-    set_metatable(L, type_map);
-    // Anchored for the state's life: records point at the handle's layouts.
+    set_metatable(L, type_map, engine);
+    // Anchored for the state's life: records point at the handle's layouts, and the layouts at their field names
+    // (kept as keys of the same table).
     lua_getfield(L, LUA_REGISTRYINDEX, "sluice.map.handles");
     lua_pushvalue(L, -2);
     lua_rawseti(L, -2, static_cast<int>(table_length(L, -2) + 1));
+    for (layout* shape : {&handle.key, &handle.value}) {
+        for (std::size_t i = 0; i < shape->count; ++i) {
+            field& entry = shape->fields[i];
+            lua_pushlstring(L, entry.name.data(), entry.name_length);
+            entry.interned = lua_tostring(L, -1);
+            lua_pushboolean(L, 1);
+            lua_rawset(L, -3);
+        }
+    }
     lua_pop(L, 1);
     return true;
 }
@@ -741,6 +767,10 @@ int maps_declare(lua_State* L) {
 }
 
 } // namespace
+
+ebpf::map* check_map_target(lua_State* L, int index) {
+    return check_map(L, index).target;
+}
 
 #ifdef SLUICE_LUAJIT
 int describe_map(lua_State* L) {

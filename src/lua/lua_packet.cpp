@@ -205,13 +205,13 @@ namespace {
 constexpr const char* packet_type = "sluice.packet";
 
 struct packet_handle {
-    state_engine* engine;
+    userdata_tag tag;
 };
 
 /// The live view of the packet a method was called on, or a Lua error.
 packet_view& live(lua_State* L) {
     auto* handle = static_cast<packet_handle*>(check_userdata(L, 1, type_packet));
-    packet_view& view = handle->engine->view;
+    packet_view& view = handle->tag.engine->view;
     if (view.context == nullptr) {
         luaL_error(L, "the packet view is used outside xdp()");
     }
@@ -330,7 +330,7 @@ int packet_set_meta_be32(lua_State* L) {
 template <int kind> int packet_adjust(lua_State* L) {
     live(L);
     auto* handle = static_cast<packet_handle*>(lua_touserdata(L, 1));
-    return push(L, adjust(*handle->engine, kind, offset_argument(L, 2)));
+    return push(L, adjust(*handle->tag.engine, kind, offset_argument(L, 2)));
 }
 
 // The parsers: nil for a header the packet cuts (or that is not what it says), else its fields and the offset after.
@@ -499,7 +499,7 @@ constexpr luaL_Reg packet_methods[] = {
 
 void push_packet_object(lua_State* L, state_engine& engine) {
     auto* handle = static_cast<packet_handle*>(new_userdata(L, sizeof(packet_handle)));
-    handle->engine = &engine;
+    handle->tag = make_tag(type_packet, engine);
     luaL_newmetatable(L, packet_type);
     remember_metatable(L, type_packet);
     lua_newtable(L);
