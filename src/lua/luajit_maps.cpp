@@ -251,10 +251,15 @@ local function record_types(shape)
         into(p, view.data + offset)
         return true
     end
-    local function fill_own(r, name, _, offset) return fill_from_packet(r, name, offset) end
+    -- Not tail calls: the frame they keep is the level error() names (the script's line).
+    local function fill_own(r, name, _, offset)
+        local done = fill_from_packet(r, name, offset)
+        return done
+    end
     local function fill_view(v, name, _, offset)
         if v._sluice_gen ~= generation[0] then stale(2) end
-        return fill_from_packet(v._sluice_p, name, offset)
+        local done = fill_from_packet(v._sluice_p, name, offset)
+        return done
     end
     types.own = ffi.metatype(format("struct sluice_record_%d", counter), {
         __index = function(r, k)
@@ -360,17 +365,19 @@ local function wrap(handle)
         if p == nil then return nil end
         return get(cast(value_pointer, p))
     end
-    local function add_to(p, name, delta, n)
+    local function add_to(p, name, delta, n, level)
         local plus = adders[name]
-        if not plus then error(format("the value has no integer field '%s'", tostring(name)), 3) end
-        if not integral(delta) then bad_integer(n, delta, 3) end
+        if not plus then error(format("the value has no integer field '%s'", tostring(name)), level + 1) end
+        if not integral(delta) then bad_integer(n, delta, level + 1) end
         plus(p, delta)
     end
-    -- m:add(key, field, delta [, field, delta ...]): two pairs without a vararg (the common case compiles best).
-    local function add_rest(p, n, name, delta, ...)
-        if name == nil then return end
-        add_to(p, name, delta, n)
-        return add_rest(p, n + 2, ...)
+    -- m:add(key, field, delta [, field, delta ...]): the first two pairs are parameters (the common case compiles
+    -- best), the rest a vararg.
+    local function add_rest(p, ...)
+        for i = 1, select("#", ...), 2 do
+            local name, delta = select(i, ...)
+            add_to(p, name, delta, 7 + i, 3)
+        end
     end
     function m.add(_, key, name, delta, name2, delta2, ...)
         local extra = select("#", ...)
@@ -380,10 +387,10 @@ local function wrap(handle)
         local p = lookup_c(engine, map, bytes_of(key_types, key, "key", 2))
         if p == nil then return false end
         p = cast(value_pointer, p)
-        add_to(p, name, delta, 4)
+        add_to(p, name, delta, 4, 2)
         if name2 ~= nil then
-            add_to(p, name2, delta2, 6)
-            if extra > 0 then add_rest(p, 8, ...) end
+            add_to(p, name2, delta2, 6, 2)
+            if extra > 0 then add_rest(p, ...) end
         end
         return true
     end
