@@ -210,10 +210,16 @@ local function hex(p, size)
     return concat(digits)
 end
 
+local by_layout = {} -- the types made for a layout, by its text: LuaJIT never frees a ctype, so one set per layout
+
 -- The FFI types of one layout: `own` (a record holding its bytes), `view` ({pointer, generation}), `pointer`.
 local function record_types(shape)
-    counter = counter + 1
     if shape.size == 0 then shape = {size = 0} end -- queues and stacks have no key
+    local text = {}
+    for i, field in ipairs(shape) do text[i] = format("%s %s %d", field.type, field.name, field.size) end
+    text = concat(text, ",")
+    if by_layout[text] then return by_layout[text] end
+    counter = counter + 1
     local field_of, integer = {}, {}
     for _, field in ipairs(shape) do
         field_of[field.name] = field
@@ -303,6 +309,7 @@ local function record_types(shape)
         types.scalar = function(n) set(scratch, n) return scratch end
     end
     all_types[#all_types + 1] = types
+    by_layout[text] = types
     return types
 end
 
