@@ -709,17 +709,25 @@ std::string format_veth_table(const veth_report& report) {
         if (kernel && row.sender_cpu && *row.sender_cpu >= 0.9) {
             marks += "c";
         }
-        if (!kernel && row.mpps >= 0.95 * row.offered_mpps) {
+        const bool waiting = row.mpps < 0.95 * row.offered_mpps; // the sender offered more than was processed
+        if (!kernel && !waiting) {
             marks += "s";
         }
-        if (!kernel && row.mpps < 0.95 * row.offered_mpps && receiver_share(row).value_or(1) < 0.9) {
+        if (!kernel && waiting && receiver_share(row).value_or(0) >= 0.9) {
+            marks += "f";
+        }
+        if (!kernel && waiting && receiver_share(row).value_or(1) < 0.9) {
             marks += "w";
         }
-        if (!kernel && pass != nullptr && pass->ran && &row != pass && row.mpps >= 0.9 * pass->mpps) {
+        // A reference program's rate is the port's limit only where the sender did not bound it.
+        const auto limit = [&](const veth_row* reference) {
+            return !kernel && reference != nullptr && reference->ran && &row != reference &&
+                   reference->mpps < 0.95 * reference->offered_mpps && row.mpps >= 0.9 * reference->mpps;
+        };
+        if (limit(pass)) {
             marks += "p";
         }
-        if (!kernel && touch != nullptr && touch->ran && &row != touch && &row != pass &&
-            row.mpps >= 0.9 * touch->mpps) {
+        if (&row != pass && limit(touch)) {
             marks += "t";
         }
         for (const char mark : marks) {
@@ -751,6 +759,10 @@ std::string format_veth_table(const veth_report& report) {
     }
     if (marks_seen.find('s') != std::string::npos) {
         out += "[s] processed >= 95% of offered: bounded by the sender, not by the filter\n";
+    }
+    if (marks_seen.find('f') != std::string::npos) {
+        out += "[f] packets were waiting (offered > processed) and the worker was busy (>= 90% of a CPU): bounded by "
+               "the worker, its rate is about 1000 / rx ns/pkt: the filter and the port's per-packet work\n";
     }
     if (marks_seen.find('w') != std::string::npos) {
         out += "[w] packets were waiting (offered > processed) but the worker had less than 90% of a CPU (the machine "
