@@ -32,8 +32,9 @@
 //   another definition is an error naming both (script_maps.hpp). Programs given the same options::maps share their
 //   declared maps (the workers of one run); a program given none makes its own registry. Layouts are field lists
 //   such as "u32 prefixlen, be32 address" (types u8 u16 u32 u64 i8 i16 i32 i64 little-endian as the eBPF side stores
-//   them, be16 be32 network order, u8[N] bytes).
-//   m:key() / m:value() make records (userdata with those fields); m:lookup(k) returns a view of the value in the
+//   them, be16 be32 network order, u8[N] bytes); names beginning with _sluice are reserved.
+//   m:key() / m:value() make records (userdata with those fields; in LuaJIT, FFI cdata of a struct made from the
+//   layout, and maps are tables, so that map operations and field accesses compile into traces); m:lookup(k) returns a view of the value in the
 //   map (writes go to the map, as an eBPF program's pointer does) or nil; m:get(k [, field]) an integer;
 //   m:add(k, field, delta [, field, delta ...]) adds in place (false when k is absent);
 //   m:update(k, v [, flags]), m:delete(k) return 0 or -errno (BPF_ANY/BPF_NOEXIST/BPF_EXIST, the kernel's errnos);
