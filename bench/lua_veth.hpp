@@ -13,8 +13,11 @@
 //   variant that cannot run here is a row with the reason instead of numbers.
 // - Per variant: packets processed per second (what the filter decided on, from its own counters), the sender's
 //   offered rate in the same window, the share dropped, the receiving thread's CPU time per packet (sluice's worker;
-//   the kernel's variants have no thread of their own) and the sender thread's CPU share (on veth the receiving
-//   end's softirq work mostly runs in the sender's context).
+//   the kernel's variants have no thread of their own), the sender thread's CPU share (on veth the receiving end's
+//   softirq work mostly runs in the sender's context) and their sum per packet; format_veth_table() marks what
+//   bounded each rate (the sender, sluice's worker, the port) from those numbers, not from assumptions.
+// - Variants are pinned alike in every round when the machine has two CPUs or more (veth_settings::pin): the sender
+//   on the last, sluice's worker on the first.
 // - `interrupted` (set from a signal handler) ends the current window early and skips the rest; cleanup still runs.
 #pragma once
 
