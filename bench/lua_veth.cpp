@@ -436,9 +436,9 @@ public:
         _engine->request_stop();
         _engine->wait();
         const auto checked = _engine->check();
-        std::string note = fmt::format("accounting {}; AF_XDP ring full {} times (rx_missed); {}",
-                                       checked ? "balanced" : checked.error().message, _port->stats().rx_missed,
-                                       _port->features().mode);
+        std::string note = fmt::format(
+            "accounting {}; AF_XDP ring full {} times over the variant's run (rx_missed); {}",
+            checked ? "balanced" : checked.error().message, _port->stats().rx_missed, _port->features().mode);
         _engine.reset();
         return note;
     }
