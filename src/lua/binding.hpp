@@ -60,7 +60,8 @@ class state_engine;
 /// whose. Checking an argument's type is one read of this tag, where comparing metatables took three calls into Lua
 /// per argument (getmetatable, rawgeti, rawequal), and the engine comes with it (no lua_getallocf). The tag cannot be
 /// forged: scripts cannot make userdata (the sandbox has no newproxy, io, debug or package, and sluice hands scripts
-/// no userdata of Lua's libraries), and every userdata sluice makes starts with its tag. The magic number is a
+/// no userdata of Lua's libraries, and no light userdata at all), and every userdata sluice makes starts with its
+/// tag. The magic number is a
 /// second guard, should a foreign userdata ever reach a binding.
 struct userdata_tag {
     static constexpr std::uint32_t expected_magic = 0x51c7a9e5U;

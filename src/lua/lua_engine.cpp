@@ -158,11 +158,10 @@ void set_metatable(lua_State* L, type_slot slot, const state_engine& engine) {
 }
 
 void* test_userdata(lua_State* L, int index, type_slot slot) {
-    if (lua_type(L, index) != LUA_TUSERDATA) { // a full userdata: light ones carry no tag
-        return nullptr;
-    }
+    // nullptr for anything but a userdata. A light userdata would carry no tag, but none reaches a script
+    // (userdata_tag): the driver's light userdata is an upvalue of a C function, out of the script's reach.
     auto* tag = static_cast<userdata_tag*>(lua_touserdata(L, index));
-    return tag->magic == userdata_tag::expected_magic && tag->slot == slot ? tag : nullptr;
+    return tag != nullptr && tag->magic == userdata_tag::expected_magic && tag->slot == slot ? tag : nullptr;
 }
 
 void* check_userdata(lua_State* L, int index, type_slot slot) {
