@@ -8,6 +8,7 @@
 
 #include <bit>
 #include <cstring>
+#include <ctime>
 #include <limits>
 #include <type_traits>
 
@@ -207,6 +208,7 @@ bool atomic_update(std::uint64_t address, std::int32_t operation, std::uint64_t&
 struct saved_frame {
     std::size_t return_pc{};
     std::array<std::uint64_t, 4> callee_saved{}; ///< r6..r9
+    may_goto_budget budget;                      ///< the caller's, while the callee runs with its own
 };
 
 std::uint64_t signed_imm(const instruction& ins) {
@@ -214,6 +216,18 @@ std::uint64_t signed_imm(const instruction& ins) {
 }
 
 } // namespace
+
+std::uint64_t may_goto_refresh(may_goto_budget* budget) noexcept {
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    const std::uint64_t time =
+        static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000 + static_cast<std::uint64_t>(now.tv_nsec);
+    if (budget->timestamp == 0) {
+        budget->timestamp = time;
+        return may_goto_chunk;
+    }
+    return time - budget->timestamp >= may_goto_time_limit_ns ? 0 : may_goto_chunk;
+}
 
 void helper_table::set(std::uint32_t id, std::string_view name, helper_function function) {
     // Ids beyond max_helper_id are not helpers any program can name; ignoring them keeps lookups a bounded array.
@@ -416,7 +430,8 @@ expected<std::uint64_t> interpreter::execute(run_state& state, std::size_t entry
     reg[frame_pointer] = frame_top;
 
     std::array<saved_frame, max_call_depth> frames{};
-    std::size_t depth = 0; // local calls in progress in this activation
+    std::size_t depth = 0;  // local calls in progress in this activation
+    may_goto_budget budget; // the current frame's (callbacks start here, so each invocation gets its own)
     call_context& context = state.context;
     std::string message;
     const instruction* code = state.code;
@@ -446,6 +461,7 @@ expected<std::uint64_t> interpreter::execute(run_state& state, std::size_t entry
             depth = 0;
             frame_top = stack_top;
             reg[frame_pointer] = frame_top;
+            budget = may_goto_budget{};
             pc = 0;
         }
         return true;
@@ -543,6 +559,8 @@ expected<std::uint64_t> interpreter::execute(run_state& state, std::size_t entry
 
         // JMP: 64-bit comparisons.
         case cls_jmp | jmp_ja: jump(); break;
+        // may_goto +0 does nothing: the kernel removes it (opt_remove_nops) rather than spend budget on it.
+        case op::may_goto: if (ins.offset != 0 && may_goto_spent(budget)) { jump(); } break;
         case cls_jmp | src_k | jmp_jeq: if (dst == imm) { jump(); } break;
         case cls_jmp | src_x | jmp_jeq: if (dst == src) { jump(); } break;
         case cls_jmp | src_k | jmp_jgt: if (dst > imm) { jump(); } break;
@@ -699,7 +717,8 @@ expected<std::uint64_t> interpreter::execute(run_state& state, std::size_t entry
                     return error::at(
                         at, fmt::format("instruction {}: local call nests deeper than {} frames", at, max_call_depth));
                 }
-                frames[depth] = saved_frame{pc, {reg[6], reg[7], reg[8], reg[9]}};
+                frames[depth] = saved_frame{pc, {reg[6], reg[7], reg[8], reg[9]}, budget};
+                budget = may_goto_budget{};
                 ++depth;
                 frame_top -= stack_size;
                 reg[frame_pointer] = frame_top;
@@ -740,6 +759,7 @@ expected<std::uint64_t> interpreter::execute(run_state& state, std::size_t entry
             --depth;
             pc = frames[depth].return_pc;
             std::copy(frames[depth].callee_saved.begin(), frames[depth].callee_saved.end(), reg.begin() + 6);
+            budget = frames[depth].budget;
             frame_top += stack_size;
             reg[frame_pointer] = frame_top;
             break;

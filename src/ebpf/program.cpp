@@ -281,7 +281,22 @@ private:
                 return fail(pc, "exit with reserved destination register set");
             }
             return reserved_zero(pc, true, true, true);
-        case 0xe0:
+        case op::jmp_jcond:
+            // BPF_JCOND exists only as JMP with an immediate; src names the condition and only may_goto (0) is
+            // defined, "goto +offset once the loop budget is spent" (the kernel's check_cond_jmp_op()).
+            if (is32 || from_register) {
+                return fail(pc, fmt::format("unknown opcode {:#04x} (conditional pseudo-jumps exist only as {:#04x})",
+                                            insn.opcode, op::may_goto));
+            }
+            if (insn.src != 0) {
+                return fail(pc, fmt::format("conditional pseudo-jump with unknown condition {} in the source register "
+                                            "field (0: may_goto)",
+                                            insn.src));
+            }
+            if (insn.dst != 0 || insn.imm != 0) {
+                return fail(pc, "may_goto with reserved destination register or immediate set");
+            }
+            return {};
         case 0xf0: return fail(pc, fmt::format("unknown opcode {:#04x}", insn.opcode));
         default: break;
         }

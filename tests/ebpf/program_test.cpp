@@ -59,8 +59,27 @@ TEST(validate, rejects_every_undefined_opcode_without_crashing) {
     }
     // Counted from RFC 9669's tables: lddw 1; ldx 4 + ldsx 3; st 4; stx 4 + atomic add 2;
     // ALU 12 ops x {K,X} + neg + le/be = 27; ALU64 12 x 2 + neg + bswap = 26;
-    // JMP ja + 11 conditions x 2 + call + callx + exit = 26; JMP32 gotol + 11 x 2 = 23.
-    EXPECT_EQ(accepted, 120);
+    // JMP ja + 11 conditions x 2 + call + callx + exit = 26; JMP32 gotol + 11 x 2 = 23; and the kernel's may_goto.
+    EXPECT_EQ(accepted, 121);
+}
+
+TEST(validate, may_goto_is_jmp_jcond_with_an_immediate_and_condition_zero) {
+    EXPECT_EQ(rejection({make_instruction(op::may_goto, 0, 0, 1), mov64_imm(0, 1), exit_insn}), "");
+    EXPECT_EQ(rejection({make_instruction(op::may_goto, 0, 0, -1), exit_insn}), "");
+    EXPECT_EQ(rejection({make_instruction(op::may_goto, 0, 0, 0), exit_insn}), ""); // +0: a no-op, as in the kernel
+    EXPECT_EQ(rejection({make_instruction(op::may_goto, 0, 0, 5), exit_insn}),
+              "instruction 0: jump to instruction 6 is outside the program (instructions 0 to 1)");
+    EXPECT_EQ(rejection({make_instruction(op::cls_jmp | op::src_x | op::jmp_jcond, 0, 0, 1), exit_insn, exit_insn}),
+              "instruction 0: unknown opcode 0xed (conditional pseudo-jumps exist only as 0xe5)");
+    EXPECT_EQ(rejection({make_instruction(op::cls_jmp32 | op::jmp_jcond, 0, 0, 1), exit_insn, exit_insn}),
+              "instruction 0: unknown opcode 0xe6 (conditional pseudo-jumps exist only as 0xe5)");
+    EXPECT_EQ(rejection({make_instruction(op::may_goto, 0, 1, 1), exit_insn, exit_insn}),
+              "instruction 0: conditional pseudo-jump with unknown condition 1 in the source register field (0: "
+              "may_goto)");
+    EXPECT_EQ(rejection({make_instruction(op::may_goto, 1, 0, 1), exit_insn, exit_insn}),
+              "instruction 0: may_goto with reserved destination register or immediate set");
+    EXPECT_EQ(rejection({make_instruction(op::may_goto, 0, 0, 1, 3), exit_insn, exit_insn}),
+              "instruction 0: may_goto with reserved destination register or immediate set");
 }
 
 TEST(validate, rejects_bad_registers) {

@@ -238,9 +238,15 @@ expected<void> oracle_pair::prepare_sluice(std::span<const ebpf::instruction> co
         }
         return {};
     }
-    // Checked mode: a sluice bug shows as a fault naming the instruction rather than as a crash of the test.
-    auto machine =
-        ebpf::interpreter::create(code, ebpf::xdp_helper_table(), {.checked = true, .instruction_limit = 100'000'000});
+    // Checked mode: a sluice bug shows as a fault naming the instruction rather than as a crash of the test. The
+    // instruction limit stops a runaway loop; a program with may_goto is bounded by its 250 ms budget instead, in
+    // which a loop bounded only by can_loop runs more instructions than any limit that keeps other runs short.
+    const bool has_may_goto = std::any_of(code.begin(), code.end(), [](const ebpf::instruction& instruction) {
+        return instruction.opcode == ebpf::op::may_goto; // an lddw's second half has opcode 0: never a false match
+    });
+    auto machine = ebpf::interpreter::create(
+        code, ebpf::xdp_helper_table(),
+        {.checked = true, .instruction_limit = has_may_goto ? std::uint64_t{0} : std::uint64_t{100'000'000}});
     if (!machine) {
         return error{"sluice refused the program: " + machine.error().message};
     }

@@ -18,6 +18,22 @@
 //  - A callback runs in its own stack frame below the caller's, counts against max_call_depth (8) like a local call,
 //    and returns its r0. Callbacks may call helpers and callbacks again (re-entrant); they may not tail call.
 //
+// may_goto (0xe5; clang's can_loop / cond_break) runs as Linux 6.18 runs it on x86-64, the "timed may_goto" of
+// do_misc_fixups() and bpf_check_timed_may_goto() (kernel/bpf/verifier.c, core.c):
+//  - Every call frame has its own budget (may_goto_budget: a count and a timestamp), set to {0xffff, 0} when the frame
+//    starts: the program's first frame, each BPF-to-BPF call, each callback invocation (bpf_loop calls its callback
+//    as a new frame each time, so each iteration starts afresh), and a tail call's target (the caller's frames are
+//    gone). The kernel keeps one only in the frames of subprograms containing a may_goto; a frame without one never
+//    reads it, so a budget per frame behaves the same. All the may_goto of a frame share its budget: once one loop
+//    spent it, the frame's next may_goto jumps at once.
+//  - may_goto with a count of 0 jumps; otherwise it decrements the count and falls through, and when the count
+//    reaches 0 it asks may_goto_refresh(): the first time it notes the time (CLOCK_MONOTONIC, the kernel's
+//    ktime_get_mono_fast_ns) and grants another 0xffff, later ones grant 0xffff until 250 ms have passed since then,
+//    and 0 after. A loop bounded only by can_loop therefore runs k * 0xffff times (k >= 2) for about 250 ms, in the
+//    kernel and here alike: the count is bounded by time, not a fixed number (older kernels and other architectures
+//    use a plain count of BPF_MAX_LOOPS, 8M).
+//  - `may_goto +0` does nothing, as the kernel's opt_remove_nops() removes it before the program runs.
+//
 // One interpreter owns its stack: use one per thread.
 #pragma once
 
@@ -86,6 +102,29 @@ using helper_function = std::uint64_t (*)(std::uint64_t r1, std::uint64_t r2, st
                                           std::uint64_t r5, call_context& context);
 
 inline constexpr std::size_t max_helper_id = 512;
+
+/// A frame's may_goto budget (the kernel's struct bpf_timed_may_goto; see the header comment). The JIT keeps it in
+/// this layout just below each frame's 512 bytes of stack, as the kernel does.
+struct may_goto_budget {
+    std::uint64_t count{0xffff}; ///< BPF_MAX_TIMED_LOOPS at frame entry
+    std::uint64_t timestamp{};   ///< monotonic ns at the first refresh, 0 before
+};
+inline constexpr std::uint64_t may_goto_chunk = 0xffff;              ///< BPF_MAX_TIMED_LOOPS
+inline constexpr std::uint64_t may_goto_time_limit_ns = 250'000'000; ///< NSEC_PER_SEC / 4
+
+/// The kernel's bpf_check_timed_may_goto(): called when a frame's count reached 0; returns its new count.
+std::uint64_t may_goto_refresh(may_goto_budget* budget) noexcept;
+
+/// One may_goto against `budget`: true when it jumps (the budget is spent).
+inline bool may_goto_spent(may_goto_budget& budget) {
+    if (budget.count == 0) {
+        return true;
+    }
+    if (--budget.count == 0) {
+        budget.count = may_goto_refresh(&budget);
+    }
+    return false;
+}
 
 /// Helpers by id (the kernel's numbering for the kernel's helpers). A missing entry is a helper sluice lacks.
 class helper_table {

@@ -86,6 +86,7 @@ inline constexpr std::uint8_t jmp_jlt = 0xa0;  // unsigned <
 inline constexpr std::uint8_t jmp_jle = 0xb0;  // unsigned <=
 inline constexpr std::uint8_t jmp_jslt = 0xc0; // signed <
 inline constexpr std::uint8_t jmp_jsle = 0xd0; // signed <=
+inline constexpr std::uint8_t jmp_jcond = 0xe0; // JMP only, K only; src selects the condition (0: may_goto)
 
 // Load and store sizes (bits 3-4) and modes (bits 5-7).
 inline constexpr std::uint8_t size_w = 0x00;  // 4 bytes
@@ -129,6 +130,7 @@ inline constexpr std::uint8_t callx = cls_jmp | jmp_call | src_x;   // 0x8d
 inline constexpr std::uint8_t exit = cls_jmp | jmp_exit;            // 0x95
 inline constexpr std::uint8_t ja = cls_jmp | jmp_ja;                // 0x05
 inline constexpr std::uint8_t ja32 = cls_jmp32 | jmp_ja;            // 0x06, "gotol"
+inline constexpr std::uint8_t may_goto = cls_jmp | jmp_jcond;       // 0xe5, src 0: see interpreter.hpp
 
 constexpr std::uint8_t cls(std::uint8_t opcode) { return opcode & 0x07; }
 constexpr std::uint8_t alu_op(std::uint8_t opcode) { return opcode & 0xf0; }

@@ -22,7 +22,9 @@
 //   check of the key and address arithmetic, per-CPU arrays resolved to the slot of jit_options::cpu, as the kernel's
 //   array_map_gen_lookup does. The map is constant where verify()'s facts say so (jit_options::facts), or where the
 //   lookup's basic block loads the map's address into r1 itself (needs jit_options::maps). Other calls are calls.
-// - Not compiled: may_goto (validate() refuses it, and the interpreter has no semantics for it yet).
+// - may_goto runs as in the interpreter (interpreter.hpp: Linux 6.18's timed may_goto, a budget per frame, 0xffff
+//   iterations at a time for 250 ms): a program containing one gives every frame 16 more bytes below its 512 for
+//   the frame's may_goto_budget, set by each function's prologue; the refresh is a call to may_goto_refresh().
 // - The native code lives in memory mapped writable, filled, then made read+execute: never writable and executable at
 //   once.
 // - Differences from the interpreter, by design: r1..r5 are clobbered by helper calls (as in the kernel; the verifier

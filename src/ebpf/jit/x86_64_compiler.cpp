@@ -13,6 +13,11 @@
 // prologue: push r10 (rbp) and the callee-saved r6..r9 (rbx, r13, r14, r15), reserve 512 bytes, r10 = top of them.
 // With 5 pushes and the return address the frame keeps rsp 16-byte aligned, as helper calls need. `exit` undoes the
 // prologue and returns; the program's own `exit` returns to the entry code.
+// A program with a may_goto reserves 16 more bytes per frame, below the 512: the frame's may_goto_budget (count at
+// r10 - 528, timestamp at r10 - 520, as the kernel's timed may_goto lays them out), set to {0xffff, 0} by every
+// prologue, so each frame (call, callback invocation, tail call target) starts with its own budget as in the
+// interpreter. may_goto is the kernel's rewrite: load the count, jump if 0, else decrement and store, calling the
+// refresh stub (may_goto_refresh() with r0..r5 kept) when it reaches 0.
 //
 // Unwinding: the entry code stores in run_state::base_rsp the stack pointer at which the program's first frame
 // starts (the return address into the entry code on top). Stopping (a helper set call_context::stop), failing (call
@@ -128,6 +133,7 @@ private:
     void emit_store(const instruction& ins);
     void emit_atomic(std::size_t at, const instruction& ins);
     void emit_call(std::size_t at, const instruction& ins);
+    void emit_may_goto(std::size_t at, const instruction& ins);
     void emit_helper_call(helper_function function);
     bool emit_inline_lookup(std::size_t at);
     void emit_stubs();
@@ -145,6 +151,8 @@ private:
     std::vector<Xbyak::Label> _labels;                     ///< at each instruction, after any prologue
     std::vector<std::unique_ptr<Xbyak::Label>> _functions; ///< by instruction: the prologue of a function there
     std::vector<map*> _known_maps;                         ///< by instruction: r1's map at a lookup, or nullptr
+    int _budget_bytes{}; ///< 16 when the program has a may_goto (see the layout above), else 0
+    Xbyak::Label _may_goto_refresh;
     Xbyak::Label _stop;
     Xbyak::Label _tail_call;
     Xbyak::Label _abort;
@@ -267,8 +275,13 @@ void compiler::emit_prologue() {
     push(r13);
     push(r14);
     push(r15);
-    sub(rsp, frame_bytes);
-    lea(rbp, ptr[rsp + frame_bytes]);
+    sub(rsp, frame_bytes + _budget_bytes);
+    lea(rbp, ptr[rsp + frame_bytes + _budget_bytes]);
+    if (_budget_bytes != 0) {
+        static_assert(sizeof(may_goto_budget) == 16 && offsetof(may_goto_budget, timestamp) == 8);
+        mov(qword[rsp + offsetof(may_goto_budget, count)], static_cast<std::uint32_t>(may_goto_chunk));
+        mov(qword[rsp + offsetof(may_goto_budget, timestamp)], 0);
+    }
 }
 
 void compiler::emit_epilogue() {
@@ -395,6 +408,31 @@ Xbyak::Label& compiler::error_site(jit::failure_kind kind, std::size_t at, bool 
 }
 
 void compiler::emit_stubs() {
+    if (_budget_bytes != 0) {
+        // r11 = the frame's budget; returns its new count in r11. Called from a function body (rsp 16-byte aligned
+        // there, 8 off after the call): seven pushes realign it. r0..r5 live in caller-saved registers.
+        L(_may_goto_refresh);
+        push(rax);
+        push(rdi);
+        push(rsi);
+        push(rdx);
+        push(rcx);
+        push(r8);
+        push(r9);
+        mov(rdi, r11);
+        mov(rax, reinterpret_cast<std::uint64_t>(&may_goto_refresh));
+        call(rax);
+        mov(r11, rax);
+        pop(r9);
+        pop(r8);
+        pop(rcx);
+        pop(rdx);
+        pop(rsi);
+        pop(rdi);
+        pop(rax);
+        ret();
+    }
+
     // A helper set call_context::stop: the program ends with r0 = stop_value.
     L(_stop);
     mov(rax, state(state_stop_value, 8));
@@ -430,6 +468,13 @@ void compiler::emit_stubs() {
 }
 
 expected<void> compiler::run() {
+    for (std::size_t pc = 0; pc < _code.size(); ++pc) {
+        if (_code[pc].opcode == op::may_goto) {
+            _budget_bytes = sizeof(may_goto_budget);
+        } else if (_code[pc].opcode == op::lddw) {
+            ++pc;
+        }
+    }
     find_functions();
     find_known_maps();
     _output.batch_entry = getSize();
@@ -714,6 +759,10 @@ void compiler::emit_jump(std::size_t at, const instruction& ins) {
         emit_epilogue();
         return;
     }
+    if (ins.opcode == op::may_goto) {
+        emit_may_goto(at, ins);
+        return;
+    }
     if (operation == op::jmp_ja) {
         const std::size_t target = target_of(at, wide ? ins.offset : ins.imm);
         if (target != at + 1) {
@@ -778,6 +827,24 @@ void compiler::emit_jump(std::size_t at, const instruction& ins) {
     default:
         break;
     }
+}
+
+void compiler::emit_may_goto(std::size_t at, const instruction& ins) {
+    if (ins.offset == 0) {
+        return; // the kernel removes may_goto +0 (opt_remove_nops); the interpreter skips it too
+    }
+    const int budget = -(frame_bytes + _budget_bytes);
+    const std::size_t target = target_of(at, ins.offset);
+    Xbyak::Label store;
+    mov(r11, qword[rbp + budget]);
+    test(r11, r11);
+    jz(_labels[target], target <= at ? T_AUTO : T_NEAR);
+    sub(r11, 1);
+    jnz(store);
+    lea(r11, ptr[rbp + budget]);
+    call(_may_goto_refresh);
+    L(store);
+    mov(qword[rbp + budget], r11);
 }
 
 void compiler::emit_load(const instruction& ins) {
@@ -1027,17 +1094,6 @@ expected<jit_program> jit_program::compile(std::span<const instruction> code, co
     // The generator trusts the encoding (targets in range, lddw pairs whole, helpers present).
     if (auto checked = check_helper_calls(code, helpers); !checked) {
         return checked.error();
-    }
-    // validate() refuses may_goto (JCOND) today, and the interpreter has no semantics for it to agree with; should the
-    // encoding check ever accept it, refuse it here rather than compile a jump that never branches.
-    for (std::size_t pc = 0; pc < code.size(); ++pc) {
-        if (op::is_jump(code[pc].opcode) && op::alu_op(code[pc].opcode) >= 0xe0) {
-            return error::at(pc, fmt::format("instruction {}: opcode {:#04x} (may_goto) is not supported by the JIT",
-                                             pc, code[pc].opcode));
-        }
-        if (code[pc].opcode == op::lddw) {
-            ++pc;
-        }
     }
     auto self = std::make_unique<implementation>();
     self->code = code;
