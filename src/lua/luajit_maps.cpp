@@ -120,7 +120,7 @@ namespace {
 constexpr const char* maps_source = R"lua(
 local env, ffi, describe, address = ...
 local bit = require("bit")
-local bswap, rshift = bit.bswap, bit.rshift
+local bswap, rshift, tobit = bit.bswap, bit.rshift, bit.tobit
 local cast, istype, copy, zero, typeof, string_of = ffi.cast, ffi.istype, ffi.copy, ffi.fill, ffi.typeof, ffi.string
 local error, type, tostring, tonumber, pairs, ipairs, setmetatable, select, loadstring =
       error, type, tostring, tonumber, pairs, ipairs, setmetatable, select, loadstring
@@ -160,7 +160,8 @@ end
 -- read[name](p) -> the field of the struct (or pointer to it) p, write[name](p, v), add[name](p, delta) (integer
 -- fields: wraps at the field's width, as C's += does), fill[name](p, from) copies the field's size of bytes.
 local function generate(shape)
-    local lines = {"local bswap, rshift, tonumber, string_of, copy, zero, int64, u8p, cast, error, type, format = ...",
+    local lines = {"local bswap, rshift, tobit, tonumber, string_of, copy, zero, int64, u8p, cast, error, type, " ..
+                   "format = ...",
                    "local read, write, add, fill = {}, {}, {}, {}"}
     for i, field in ipairs(shape) do
         local name, c, size = format("%q", field.name), "p._sluice_" .. i, field.size
@@ -183,10 +184,10 @@ local function generate(shape)
             set = format([[if type(v) ~= "string" then error(format("bad argument #3: a string expected, got %%s", ]] ..
                          [[type(v)), 3) end if #v > %d then error(format("field '%%s' holds %%d bytes, not %%d", ]] ..
                          [[%s, %d, #v), 3) end zero(%s, %d) copy(%s, v, #v)]], size, name, size, c, size, c)
-        else
+        else -- through tobit: a C conversion of a number beyond int32 would not wrap (x86-64 gives INT_MIN)
             get = c
-            set = format("%s = v", c)
-            plus = format("%s = %s + d", c, c)
+            set = format("%s = tobit(v)", c)
+            plus = format("%s = tobit(%s + d)", c, c)
         end
         lines[#lines + 1] = format("read[%s] = function(p) return %s end", name, get)
         lines[#lines + 1] = format("write[%s] = function(p, v) %s end", name, set)
@@ -195,8 +196,8 @@ local function generate(shape)
                                    field.offset, size)
     end
     lines[#lines + 1] = "return read, write, add, fill"
-    return loadstring(concat(lines, "\n"), "=sluice record")(bswap, rshift, tonumber, string_of, copy, zero, int64,
-                                                               u8p, cast, error, type, format)
+    return loadstring(concat(lines, "\n"), "=sluice record")(bswap, rshift, tobit, tonumber, string_of, copy, zero,
+                                                               int64, u8p, cast, error, type, format)
 end
 
 local c_types = {u8 = "uint8_t", u16 = "uint16_t", u32 = "uint32_t", u64 = "uint64_t", i8 = "int8_t",

@@ -115,6 +115,37 @@ TEST_P(map_bindings_test, EveryMapTypeKeepsTheKernelsSemantics) {
                                         "{id=7}\t{prefixlen=8, address=167772160}"}));
 }
 
+// Integers beyond a field's width keep their low bits, as C's conversions do, for stores and adds alike (LuaJIT's
+// FFI conversions alone would saturate numbers beyond int32).
+constexpr const char* wrapping_fields = R"lua(
+local m = maps.declare{name = "m", type = "array", key = "u32 index",
+                       value = "u8 a, i8 b, u16 c, i16 d, u32 e, i32 f, be16 g, be32 h", max_entries = 1}
+function xdp(pkt)
+    local v = m:lookup(0)
+    for _, n in ipairs({300, -1, -129, 70000, -70000, 4294967295, 1099511627779}) do
+        v.a, v.b, v.c, v.d, v.e, v.f, v.g, v.h = n, n, n, n, n, n, n, n
+        print(n, v.a, v.b, v.c, v.d, v.e, v.f, v.g, v.h)
+    end
+    m:add(0, "a", 4294967295, "b", 2147483648, "c", 1, "d", -1, "e", 2, "f", 1, "g", 65536, "h", 4294967296)
+    print(v.a, v.b, v.c, v.d, v.e, v.f, v.g, v.h)
+    return XDP_PASS
+end
+)lua";
+
+TEST_P(map_bindings_test, IntegersBeyondAFieldsWidthKeepTheirLowBits) {
+    EXPECT_EQ(printed(GetParam(), wrapping_fields),
+              (std::vector<std::string>{
+                  "300	44	44	300	300	300	300	300	300",
+                  "-1	255	-1	65535	-1	4294967295	-1	65535	4294967295",
+                  "-129	127	127	65407	-129	4294967167	-129	65407	4294967167",
+                  "70000	112	112	4464	4464	70000	70000	4464	70000",
+                  "-70000	144	-112	61072	-4464	4294897296	-70000	61072	4294897296",
+                  "4294967295	255	-1	65535	-1	4294967295	-1	65535	4294967295",
+                  "1099511627779	3	3	3	3	3	3	3	3",
+                  "2	3	4	2	5	4	3	3",
+              }));
+}
+
 // Each failing call in a pcall of its own, on line `n` of the script; the message printed.
 constexpr const char* failing_calls = R"lua(
 local h = maps.declare{name = "h", type = "hash", key = "u32 id", value = "u64 packets, u8[4] tag", max_entries = 4}
