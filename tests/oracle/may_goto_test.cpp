@@ -10,6 +10,7 @@
 #include <bpf/bpf.h>
 
 #include "oracle.hpp"
+#include "sluice/ebpf/verifier.hpp"
 
 namespace {
 
@@ -44,6 +45,21 @@ slots read_results(oracle_pair& pair) {
 
 test_packet small_packet() {
     return {"64 bytes", std::vector<std::uint8_t>(64, 0x5a), {}};
+}
+
+TEST(may_goto_verifier, accepts_every_program_with_loops_bounded_by_can_loop) {
+    auto spec = ebpf::object_spec::open_file(object_path());
+    ASSERT_TRUE(spec) << spec.error().message;
+    auto object = spec->load();
+    ASSERT_TRUE(object) << object.error().message;
+    std::size_t verified = 0;
+    for (const auto& program : object->programs()) {
+        std::vector<ebpf::map_definition> definitions;
+        auto result = ebpf::verify(ebpf::verifier_input::of(*program, *object, definitions));
+        EXPECT_TRUE(result) << program->name << ":\n" << (result ? "" : result.error().message);
+        verified += result ? 1 : 0;
+    }
+    EXPECT_EQ(verified, 3u); // spend, bounded, zero
 }
 
 class may_goto_oracle : public ::testing::TestWithParam<sluice_engine> {};

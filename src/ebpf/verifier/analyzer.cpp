@@ -18,6 +18,9 @@ namespace {
 constexpr std::size_t max_states_per_instruction = 64;
 /// Instructions processed between two stored states (the kernel's heuristic in is_state_visited).
 constexpr std::uint64_t min_instructions_between_states = 8;
+/// may_goto fall-throughs on a path before the loop's changing scalars are widened: below it, numbers whose value
+/// matters are followed exactly (those that do not are ignored by covers(), so such loops converge at once).
+constexpr std::uint32_t max_may_goto_unrolled = 1024;
 /// Log level 2 output stops growing here, as the kernel's log buffer does.
 constexpr std::size_t max_log_bytes = 16U << 20;
 
@@ -132,6 +135,7 @@ expected<verification_result> analyzer::run() {
                     branch.path = std::make_shared<const path_step>(path_step{pc, true, st.path});
                     st.path = std::make_shared<const path_step>(path_step{pc, false, st.path});
                     st.pc = pc + 1;
+                    ++st.may_goto_depth;
                     fork(st, std::move(branch));
                 } else {
                     std::size_t next = pc + 1;
@@ -215,7 +219,13 @@ expected<bool> analyzer::visit(verifier_state& st) {
         std::erase_if(list, [](const auto& n) { return n->live_paths == 0 && n->misses > n->hits * 3 + 3; });
         _live_states -= before - list.size();
     }
-    if (ancestor != nullptr) {
+    // A callback's entry is widened at once. A may_goto loop is first followed iteration by iteration, as the kernel
+    // does (it prunes at a may_goto only where an earlier state covers the current one): a counter that matters,
+    // such as a packet index bounded by its own `i != 64` test, would lose its bound to widening. Only a loop still
+    // growing after max_may_goto_unrolled iterations is widened (the kernel would give up at its complexity limit).
+    const bool widened =
+        ancestor != nullptr && (_structure.callback_entry[pc] || st.may_goto_depth >= max_may_goto_unrolled);
+    if (widened) {
         widen(st, ancestor->state);
     }
     // As the kernel, keep a new state only every few instructions: in a tight loop each iteration's state is new
@@ -226,11 +236,12 @@ expected<bool> analyzer::visit(verifier_state& st) {
     _last_stored = _processed;
     if (list.size() >= max_states_per_instruction) {
         const auto completed = std::find_if(list.begin(), list.end(), [](const auto& n) { return n->live_paths == 0; });
-        if (completed == list.end()) {
+        if (completed != list.end()) {
+            list.erase(completed);
+            --_live_states;
+        } else if (!widened) {
             return false;
-        }
-        list.erase(completed);
-        --_live_states;
+        } // else: a widened state is what makes its loop converge; it is kept beyond the limit (one per loop path)
     }
     auto node = std::make_unique<explored_node>();
     node->state = st;

@@ -6,7 +6,9 @@
 // same path (an infinite loop), and the whole run when it processes more instructions than the complexity limit.
 // Bounded loops therefore verify by unrolling, as in the kernel. Callbacks (bpf_loop, bpf_for_each_map_elem) and
 // may_goto loops, which the runtime bounds, are verified until their state stops growing: at their entry a state
-// covered by an earlier one on the same path ends the path, and scalars that change between iterations are widened.
+// covered by an earlier one on the same path ends the path, and scalars that change between iterations are widened
+// (callbacks at once; may_goto loops only after max_may_goto_unrolled iterations on the path, so that a counter that
+// matters, such as a packet index bounded by its own test, is followed exactly as the kernel follows it).
 //
 // Files: analyzer.cpp (exploration, pruning, messages), analyzer_alu.cpp (arithmetic, branches),
 // analyzer_memory.cpp (loads, stores, stack, context), analyzer_calls.cpp (helpers, calls, exit).
@@ -38,7 +40,8 @@ struct verifier_state {
     std::vector<reference> refs; ///< ringbuf reservations held
     std::size_t pc{};
     std::shared_ptr<const path_step> path;
-    explored_node* parent{}; ///< the latest stored ancestor state (for counting unfinished paths)
+    explored_node* parent{};        ///< the latest stored ancestor state (for counting unfinished paths)
+    std::uint32_t may_goto_depth{}; ///< may_goto fall-throughs on this path (the kernel's may_goto_depth)
 
     func_state& frame() { return frames.back(); }
     const func_state& frame() const { return frames.back(); }
