@@ -59,6 +59,7 @@ TEST_P(generated_programs, agree_with_the_kernel) {
         const std::uint64_t seed = seed_base() + shard * programs_per_shard + n;
         sluice::testing::generator_options options;
         options.loops = n % 3 == 0;
+        options.may_goto = n % 6 == 0; // half the loops test can_loop at their head
         options.max_instructions = n % 8 == 0 ? 1000 : (n % 4 == 0 ? 400 : 160);
         if (const char* only = std::getenv("SLUICE_ONLY_SEED");
             only != nullptr && std::strtoull(only, nullptr, 0) != seed) {

@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -98,6 +99,7 @@ TEST(program_generator, stays_within_max_instructions_and_validates) {
         generator_options options;
         options.max_instructions = limit;
         options.loops = true;
+        options.may_goto = limit >= 200;
         for (std::uint64_t seed = 0; seed < 200; ++seed) {
             const generated_program program = generate_program(seed, options);
             EXPECT_LE(program.code.size(), limit) << seed;
@@ -161,16 +163,21 @@ TEST(program_generator, kernel_verifier_accepts_safe_programs) {
         GTEST_SKIP() << reason;
     }
     int accepted = 0;
+    int with_may_goto = 0;
     for (std::uint64_t seed = seed_base(); seed < seed_base() + 400; ++seed) {
         generator_options options;
         options.loops = seed % 2 == 0;
+        options.may_goto = seed % 4 == 0;
         options.max_instructions = seed % 3 == 0 ? 400 : 200;
         const generated_program program = generate_program(seed, options);
         const std::string verdict = kernel_verdict(program);
         EXPECT_EQ(verdict, "") << describe(program);
         accepted += verdict.empty() ? 1 : 0;
+        with_may_goto += std::any_of(program.code.begin(), program.code.end(),
+                                     [](const ebpf::instruction& insn) { return insn.opcode == ebpf::op::may_goto; });
     }
     EXPECT_EQ(accepted, 400);
+    EXPECT_GT(with_may_goto, 0) << "no program tested can_loop";
 }
 
 TEST(program_generator, kernel_verifier_refuses_most_unsafe_programs) {

@@ -1030,6 +1030,11 @@ private:
         _state.set(counter, holds::counter);
         const state entry = _state;
         const std::size_t head = _code.size();
+        // can_loop at the head: the budget (0xffff per frame) outlasts every loop here, but both ways are verified.
+        const bool may_goto = _options.may_goto && _random.chance(0.5);
+        if (may_goto) {
+            emit(make_instruction(op::may_goto));
+        }
         _in_loop = true;
         _reserved += 2 + registers; // decrement, back jump, restoring moves
         statements(depth + 1, static_cast<int>(_random.between(1, 4)));
@@ -1048,6 +1053,12 @@ private:
             static_cast<std::uint8_t>(counter), 0, 0, 0));
         _code[back].offset =
             static_cast<std::int16_t>(static_cast<std::int64_t>(head) - static_cast<std::int64_t>(back) - 1);
+        if (may_goto) {
+            // The budget spent: out of the loop from its head, with only what was readable there.
+            _code[head].offset = static_cast<std::int16_t>(static_cast<std::int64_t>(_code.size()) -
+                                                           static_cast<std::int64_t>(head) - 1);
+            _state = state::join(entry, _state);
+        }
         _state.set(counter, holds::scalar);
     }
 

@@ -21,13 +21,13 @@
 // What the programs contain: ALU64 and ALU32 arithmetic with every operation (division and modulo by registers that
 // may be zero, signed division and modulo, shifts by immediates and by masked registers, negation, byte swaps,
 // sign-extending moves), 64-bit immediates, JMP and JMP32 forward branches (if and if/else, `ja` and `gotol`), bounded
-// loops (with `loops`), packet and metadata reads and writes (fixed and variable offsets, sign-extending loads) after
-// bounds checks, stack spills and fills, map lookups (with reads, writes and atomics on the value), updates with each
-// flag and deletes on array, percpu_array, hash, percpu_hash, lru_hash and lru_percpu_hash maps, and the helpers
-// bpf_xdp_adjust_head/tail/meta (followed by fresh bounds checks), bpf_xdp_load_bytes/store_bytes,
-// bpf_xdp_get_buff_len, bpf_csum_diff, bpf_redirect and bpf_check_mtu (on ifindex 0, 1 or one that does not exist:
-// a caller comparing engines gives both the same interfaces). The program returns an XDP action computed from its
-// data (now and then an unknown action code).
+// loops (with `loops`; with `may_goto` some test may_goto at their head), packet and metadata reads and writes (fixed
+// and variable offsets, sign-extending loads) after bounds checks, stack spills and fills, map lookups (with reads,
+// writes and atomics on the value), updates with each flag and deletes on array, percpu_array, hash, percpu_hash,
+// lru_hash and lru_percpu_hash maps, and the helpers bpf_xdp_adjust_head/tail/meta (followed by fresh bounds checks),
+// bpf_xdp_load_bytes/store_bytes, bpf_xdp_get_buff_len, bpf_csum_diff, bpf_redirect and bpf_check_mtu (on ifindex 0, 1
+// or one that does not exist: a caller comparing engines gives both the same interfaces). The program returns an XDP
+// action computed from its data (now and then an unknown action code).
 //
 // Map key spaces are kept within max_entries, so LRU maps never evict and hash maps never fill: results do not
 // depend on the kernel's per-cpu free lists. Per-CPU map values are written by the cpu the program runs on; a caller
@@ -53,6 +53,9 @@ struct generator_options {
     bool maps{true};                   ///< maps and the map helpers
     bool helpers{true};                ///< helpers other than the map helpers
     bool loops{false};                 ///< bounded loops (backward jumps); the kernel verifies them since 5.3
+    /// With `loops`: some loops also test may_goto at their head (can_loop), jumping to their exit once the budget is
+    /// spent. Loops run at most 4 times, so the budget never runs out and results stay exact.
+    bool may_goto{false};
     /// Fetching atomics (fetch_*, xchg, cmpxchg) on stack slots. Off by default: Linux 6.18's verifier does not carry
     /// precision from the fetched register back to the stack slot (backtrack_insn treats the atomic as a store), may
     /// then prune a path as equivalent to one with another value in the slot and remove code that runs, so the kernel

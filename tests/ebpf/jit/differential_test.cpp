@@ -355,9 +355,10 @@ TEST(jit_differential, generated_programs_agree_on_at_least_ten_thousand_program
         const std::uint64_t seed = base_seed + n;
         testing::generator_options options;
         options.loops = seed % 2 == 0;
+        options.may_goto = seed % 4 == 0; // half the loops test can_loop at their head
         const testing::generated_program program = testing::generate_program(seed, options);
-        const std::string replay =
-            fmt::format("seed {} (loops {}):\n{}", seed, options.loops, testing::describe(program));
+        const std::string replay = fmt::format("seed {} (loops {}, may_goto {}):\n{}", seed, options.loops,
+                                               options.may_goto, testing::describe(program));
         auto reference = testing::instantiate(program);
         auto native = testing::instantiate(program);
         ASSERT_TRUE(reference && native) << replay;
