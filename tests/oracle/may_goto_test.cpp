@@ -75,6 +75,9 @@ TEST_P(may_goto_oracle, a_loop_bounded_only_by_can_loop_spends_the_frames_budget
     ASSERT_EQ(ours.error, "");
     EXPECT_EQ(kernel.retval, ours.retval);
     const slots read = read_results(**pair);
+    // The counts themselves depend on time; kept in the test's XML output (--gtest_output=xml) for comparison.
+    RecordProperty("kernel_iterations", std::to_string(read.kernel[0]));
+    RecordProperty("sluice_iterations", std::to_string(read.sluice[0]));
     for (const auto& [side, values] : {std::pair{"kernel", read.kernel}, std::pair{"sluice", read.sluice}}) {
         SCOPED_TRACE(side);
         EXPECT_EQ(values[0] % chunk, 0u) << values[0] << " iterations";
