@@ -59,7 +59,7 @@ TEST(may_goto_verifier, accepts_every_program_with_loops_bounded_by_can_loop) {
         EXPECT_TRUE(result) << program->name << ":\n" << (result ? "" : result.error().message);
         verified += result ? 1 : 0;
     }
-    EXPECT_EQ(verified, 3u); // spend, bounded, zero
+    EXPECT_EQ(verified, 5u); // spend, bounded, zero, tail_spend, tail_target
 }
 
 class may_goto_oracle : public ::testing::TestWithParam<sluice_engine> {};
@@ -85,6 +85,25 @@ TEST_P(may_goto_oracle, a_loop_bounded_only_by_can_loop_spends_the_frames_budget
         EXPECT_EQ(values[1], 0u) << "the frame's budget was spent by the first loop";
         EXPECT_EQ(values[2], 1000u) << "a subprogram's frame starts with its own budget";
         EXPECT_EQ(values[3], 4000u) << "each bpf_loop callback invocation starts with its own budget";
+    }
+}
+
+TEST_P(may_goto_oracle, a_tail_call_target_starts_with_a_budget_of_its_own) {
+    SLUICE_REQUIRE_KERNEL_ORACLE();
+    auto pair = oracle_pair::from_object(object_path(), "tail_spend", {.rodata = {}, .engine = GetParam()});
+    ASSERT_TRUE(pair) << pair.error().message;
+    const test_packet packet = small_packet();
+    const run_result kernel = (*pair)->run_kernel(packet);
+    const run_result ours = (*pair)->run_sluice(packet);
+    ASSERT_EQ(kernel.error, "");
+    ASSERT_EQ(ours.error, "");
+    EXPECT_EQ(kernel.retval, 3u); // XDP_TX: the target ran
+    EXPECT_EQ(ours.retval, 3u);
+    const slots read = read_results(**pair);
+    for (const auto& [side, values] : {std::pair{"kernel", read.kernel}, std::pair{"sluice", read.sluice}}) {
+        SCOPED_TRACE(side);
+        EXPECT_EQ(values[0] % chunk, 0u) << values[0] << " iterations";
+        EXPECT_EQ(values[1], 1000u) << "the tail call's target starts with a budget of its own";
     }
 }
 

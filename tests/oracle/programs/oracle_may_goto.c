@@ -14,6 +14,8 @@
 //    the kernel's exactly.
 //  - zero: three `may_goto +0` before a loop bounded only by can_loop; [0] its iterations (the kernel removes
 //    may_goto +0, so a multiple of 0xffff, not 3 short of one).
+//  - tail_spend: [0] a loop bounded only by can_loop, then a tail call to tail_target, whose loop of at most 1000
+//    leaves [1] = 1000 (the target starts with a budget of its own) and returns XDP_TX.
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
@@ -35,6 +37,17 @@ struct {
     __type(key, __u32);
     __type(value, __u64);
 } results SEC(".maps");
+
+int tail_target(struct xdp_md* ctx);
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+    __uint(max_entries, 1);
+    __uint(key_size, sizeof(__u32));
+    __array(values, int(struct xdp_md*));
+} targets SEC(".maps") = {
+    .values = {[0] = &tail_target},
+};
 
 static __always_inline void record(__u32 slot, __u64 value) {
     bpf_map_update_elem(&results, &slot, &value, BPF_ANY);
@@ -122,6 +135,27 @@ int zero(struct xdp_md* ctx) {
     }
     record(0, n);
     return XDP_PASS;
+}
+
+SEC("xdp")
+int tail_spend(struct xdp_md* ctx) {
+    __u64 n = 0;
+    while (can_loop) {
+        n++;
+    }
+    record(0, n);
+    bpf_tail_call(ctx, &targets, 0);
+    return XDP_ABORTED;
+}
+
+SEC("xdp")
+int tail_target(struct xdp_md* ctx) {
+    __u64 n = 0;
+    while (n < 1000 && can_loop) {
+        n++;
+    }
+    record(1, n);
+    return XDP_TX;
 }
 
 char LICENSE[] SEC("license") = "GPL";
