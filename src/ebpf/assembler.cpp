@@ -514,6 +514,19 @@ expected<std::vector<instruction>> encoder::encode() {
     if (name == "lock") {
         return encode_atomic();
     }
+    if (name == "may_goto") { // the kernel's BPF_JMP | BPF_JCOND, condition 0: jumps once the loop budget is spent
+        if (auto bad = expect_operands(1)) {
+            return *bad;
+        }
+        auto offset = target(0);
+        if (!offset) {
+            return offset.error();
+        }
+        if (*offset < std::numeric_limits<std::int16_t>::min() || *offset > std::numeric_limits<std::int16_t>::max()) {
+            return fail("jump offset does not fit in 16 bits");
+        }
+        return one(make(op::may_goto, 0, 0, static_cast<std::int16_t>(*offset), 0));
+    }
     if (name == "ja" || name == "ja32") {
         if (auto bad = expect_operands(1)) {
             return *bad;

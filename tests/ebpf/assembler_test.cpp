@@ -115,6 +115,11 @@ TEST(assembler, jumps_to_labels_and_offsets) {
               (std::vector<std::uint64_t>{0x0000000100000006, 0x00000001000000b7, 0x95}));
     // A lddw takes two slots, so a jump over it skips 2.
     EXPECT_EQ(words("ja +2\nlddw %r0, 1\nexit")[0], 0x0000000000020005u);
+    // may_goto (can_loop): JMP | JCOND, every field but the offset zero.
+    EXPECT_EQ(words("loop:\nmay_goto done\nja loop\ndone:\nexit"),
+              (std::vector<std::uint64_t>{0x00000000000100e5, 0x00000000fffe0005, 0x95}));
+    EXPECT_EQ(one("may_goto -1"), 0x00000000ffff00e5u);
+    EXPECT_NE(error_of("may_goto %r1, done\ndone: exit").find("operand"), std::string::npos);
 }
 
 TEST(assembler, the_first_exit_is_a_label) {
