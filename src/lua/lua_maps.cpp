@@ -798,7 +798,26 @@ int describe_map(lua_State* L) {
     lua_pushlightuserdata(L, handle.target);
     push_shape(L, handle.key);
     push_shape(L, handle.value);
-    return 3;
+    const ebpf::map_type type = handle.target->type();
+    if (type != ebpf::map_type::array && type != ebpf::map_type::percpu_array) {
+        return 3;
+    }
+    // Arrays keep their values contiguous for the map's life (ebpf::array_map, as the JIT's inlined lookups use
+    // them): the address of a value is arithmetic, no call. A static_cast on the type, as the JIT does: the plugin
+    // links no RTTI of sluice's.
+    auto& array = static_cast<ebpf::array_map&>(*handle.target);
+    lua_newtable(L);
+    lua_pushlightuserdata(L, array.values_base());
+    lua_setfield(L, -2, "base");
+    lua_pushinteger(L, static_cast<lua_Integer>(array.value_stride()));
+    lua_setfield(L, -2, "stride");
+    lua_pushinteger(L, static_cast<lua_Integer>(array.cpu_stride()));
+    lua_setfield(L, -2, "cpu_stride");
+    lua_pushinteger(L, static_cast<lua_Integer>(array.definition().max_entries));
+    lua_setfield(L, -2, "entries");
+    lua_pushinteger(L, static_cast<lua_Integer>(array.cpus()));
+    lua_setfield(L, -2, "cpus");
+    return 4;
 }
 #endif
 

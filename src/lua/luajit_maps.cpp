@@ -350,16 +350,38 @@ end
 
 local map_of = setmetatable({}, {__mode = "k"}) -- handle -> the map (a cdata pointer), for redirect_map
 
+-- Arrays: a number key's value is at base + cpu * cpu_stride + index * stride, found without a call, as the eBPF JIT
+-- inlines array lookups (for keys laid out as a little-endian u32 or i32, whose bytes are the index). A function of
+-- the key -> the value's address or nil; nil for other maps.
+local function array_slot(array, map, key_shape, key_types, value_pointer)
+    local key_type = key_shape[1] and key_shape[1].type
+    if not array or (key_type ~= "u32" and key_type ~= "i32") then return nil end
+    local base, stride, cpu_stride = cast(u8p, array.base), array.stride, array.cpu_stride
+    local entries, cpus = array.entries, array.cpus
+    return function(key)
+        local index, worker = key % 4294967296, cpu[0]
+        if index >= entries then return nil end
+        if cpu_stride ~= 0 and worker >= cpus then return lookup_c(engine, map, key_types.scalar(key)) end
+        return cast(value_pointer, base + (worker * cpu_stride + index * stride))
+    end
+end
+
 local function wrap(handle)
-    local map_address, key_shape, value_shape = describe(handle)
+    local map_address, key_shape, value_shape, array = describe(handle)
     local map = cast("void*", map_address)
     local key_types, value_types = record_types(key_shape), record_types(value_shape)
     local value_pointer, read, adders = value_types.pointer, value_types.read, value_types.add
+    local slot = array_slot(array, map, key_shape, key_types, value_pointer)
     local first = read[value_shape[1].name]
     local m = {}
 
     function m.lookup(_, key)
-        local p = lookup_c(engine, map, bytes_of(key_types, key, "key", 2))
+        local p
+        if slot and type(key) == "number" and integral(key) then
+            p = slot(key)
+        else
+            p = lookup_c(engine, map, bytes_of(key_types, key, "key", 2))
+        end
         if p == nil then return nil end
         return value_types.view(p, generation[0])
     end
@@ -369,7 +391,12 @@ local function wrap(handle)
             get = read[name]
             if not get then error(format("the value has no field '%s'", tostring(name)), 2) end
         end
-        local p = lookup_c(engine, map, bytes_of(key_types, key, "key", 2))
+        local p
+        if slot and type(key) == "number" and integral(key) then
+            p = slot(key)
+        else
+            p = lookup_c(engine, map, bytes_of(key_types, key, "key", 2))
+        end
         if p == nil then return nil end
         return get(cast(value_pointer, p))
     end
@@ -392,7 +419,12 @@ local function wrap(handle)
         if delta == nil or (name2 ~= nil and delta2 == nil) or extra % 2 ~= 0 then
             error("m:add(key, field, delta [, field, delta ...]): pairs of a field and a delta expected", 2)
         end
-        local p = lookup_c(engine, map, bytes_of(key_types, key, "key", 2))
+        local p
+        if slot and type(key) == "number" and integral(key) then
+            p = slot(key)
+        else
+            p = lookup_c(engine, map, bytes_of(key_types, key, "key", 2))
+        end
         if p == nil then return false end
         p = cast(value_pointer, p)
         add_to(p, name, delta, 4, 2)

@@ -77,6 +77,9 @@ function xdp(pkt)
     -- array: fixed keys, E2BIG beyond, no delete, u32 wraps
     assert(a:update(0, 7) == 0 and a:get(0) == 7 and a:update(5, 1) == -7 and a:delete(0) == -22)
     assert(a:update(1, 4294967295) == 0 and a:add(1, "count", 2) and a:get(1) == 1)
+    assert(a:get(2) == nil and a:lookup(-1) == nil and a:add(4294967296, "count", 1) and a:get(0) == 8,
+           "indexes beyond max_entries are absent; keys keep their low 32 bits")
+    assert(pa:get(2) == nil and not pcall(pa.lookup, pa, 1.5), "an index with a fraction is no key")
     -- per-CPU: the worker's slot
     assert(pa:add(1, "count", 3) and pa:get(1) == 3 and processor_id() == 0)
     assert(ph:update(0xc0a80001, 9) == 0 and ph:get(0xc0a80001) == 9)
