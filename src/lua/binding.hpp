@@ -66,8 +66,8 @@ class state_engine;
 struct userdata_tag {
     static constexpr std::uint32_t expected_magic = 0x51c7a9e5U;
     std::uint32_t magic{};
-    std::uint32_t slot{};    ///< type_slot
-    state_engine* engine{};  ///< the engine of the state that made it
+    std::uint32_t slot{};   ///< type_slot
+    state_engine* engine{}; ///< the engine of the state that made it
 };
 
 /// Why the debug hook is armed.

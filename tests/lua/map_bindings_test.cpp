@@ -16,10 +16,10 @@ namespace sluice::lua {
 namespace {
 
 using ::testing::HasSubstr;
-using ::testing::StartsWith;
 using testing::ipv4_udp;
 using testing::loaded_script;
 using testing::packet_set;
+using ::testing::StartsWith;
 using testing::trace_capture;
 
 class map_bindings_test : public ::testing::TestWithParam<engine> {};
@@ -244,8 +244,7 @@ TEST_P(map_bindings_test, LayoutNamesOfSluicesOwnAreRefused) {
     EXPECT_THAT(refused.error().message, HasSubstr("names beginning with _sluice are reserved"));
 }
 
-INSTANTIATE_TEST_SUITE_P(engines, map_bindings_test, ::testing::ValuesIn(testing::both_engines),
-                         testing::engine_name);
+INSTANTIATE_TEST_SUITE_P(engines, map_bindings_test, ::testing::ValuesIn(testing::both_engines), testing::engine_name);
 
 } // namespace
 } // namespace sluice::lua
