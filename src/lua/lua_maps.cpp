@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <iterator>
 #include <new>
 
 #include "lua/binding.hpp"
@@ -255,6 +256,15 @@ map_handle& check_map(lua_State* L, int index) {
     return *static_cast<map_handle*>(check_userdata(L, index, type_map));
 }
 
+/// The map a method acts on: the handle its closure is bound to (Lua 5.4's map objects are tables of bound methods,
+/// see push_map_object), else the handle given as argument 1.
+map_handle& bound_map(lua_State* L) {
+    if (void* bound = lua_touserdata(L, lua_upvalueindex(1)); bound != nullptr) {
+        return *static_cast<map_handle*>(bound);
+    }
+    return check_map(L, 1);
+}
+
 record& check_record(lua_State* L, int index) {
     auto& entry = *static_cast<record*>(check_userdata(L, index, type_record));
     if (entry.generation != 0 && entry.generation != entry.tag.engine->generation) {
@@ -306,7 +316,7 @@ const std::uint8_t* argument_bytes(lua_State* L, int index, const layout& shape,
 using scratch = std::array<std::uint8_t, 8>;
 
 int map_lookup(lua_State* L) {
-    map_handle& handle = check_map(L, 1);
+    map_handle& handle = bound_map(L);
     scratch key_buffer{};
     const std::uint8_t* key = argument_bytes(L, 2, handle.key, key_buffer.data(), "key");
     void* value = handle.target->lookup(key, handle.tag.engine->settings.state->cpu);
@@ -319,7 +329,7 @@ int map_lookup(lua_State* L) {
 }
 
 int map_get(lua_State* L) {
-    map_handle& handle = check_map(L, 1);
+    map_handle& handle = bound_map(L);
     scratch key_buffer{};
     const std::uint8_t* key = argument_bytes(L, 2, handle.key, key_buffer.data(), "key");
     const field* entry = &handle.value.fields[0];
@@ -342,7 +352,7 @@ int map_get(lua_State* L) {
 /// the value in place, as `entry->packets += 1` through a looked-up pointer does (not atomic; per-CPU maps: the
 /// worker's slot). One call instead of a lookup and a read and a write per field.
 int map_add(lua_State* L) {
-    map_handle& handle = check_map(L, 1);
+    map_handle& handle = bound_map(L);
     scratch key_buffer{};
     const std::uint8_t* key = argument_bytes(L, 2, handle.key, key_buffer.data(), "key");
     const int top = lua_gettop(L);
@@ -374,7 +384,7 @@ std::uint64_t flags_argument(lua_State* L, int index) {
 }
 
 int map_update(lua_State* L) {
-    map_handle& handle = check_map(L, 1);
+    map_handle& handle = bound_map(L);
     scratch key_buffer{};
     scratch value_buffer{};
     const std::uint8_t* key = argument_bytes(L, 2, handle.key, key_buffer.data(), "key");
@@ -386,7 +396,7 @@ int map_update(lua_State* L) {
 }
 
 int map_delete(lua_State* L) {
-    map_handle& handle = check_map(L, 1);
+    map_handle& handle = bound_map(L);
     scratch key_buffer{};
     const std::uint8_t* key = argument_bytes(L, 2, handle.key, key_buffer.data(), "key");
     lua_pushinteger(L, handle.target->remove(key, handle.tag.engine->settings.state->cpu));
@@ -394,7 +404,7 @@ int map_delete(lua_State* L) {
 }
 
 int map_push(lua_State* L) {
-    map_handle& handle = check_map(L, 1);
+    map_handle& handle = bound_map(L);
     scratch value_buffer{};
     const std::uint8_t* value = argument_bytes(L, 2, handle.value, value_buffer.data(), "value");
     lua_pushinteger(L, handle.target->push(value, flags_argument(L, 3)));
@@ -414,7 +424,7 @@ int record_or_errno(lua_State* L, long result) {
 }
 
 template <bool remove> int map_pop(lua_State* L) {
-    map_handle& handle = check_map(L, 1);
+    map_handle& handle = bound_map(L);
     record& out = new_record(L, *handle.tag.engine, handle.value, nullptr);
     const long result = remove ? handle.target->pop(out.data) : handle.target->peek(out.data);
     return record_or_errno(L, result);
@@ -422,7 +432,7 @@ template <bool remove> int map_pop(lua_State* L) {
 
 /// next_key(key or nil) -> the next key (a record), or nil and the errno (-ENOENT after the last).
 int map_next_key(lua_State* L) {
-    map_handle& handle = check_map(L, 1);
+    map_handle& handle = bound_map(L);
     scratch key_buffer{};
     const std::uint8_t* key =
         lua_isnoneornil(L, 2) ? nullptr : argument_bytes(L, 2, handle.key, key_buffer.data(), "key");
@@ -441,7 +451,7 @@ int map_iterate(lua_State* L) {
     if (lua_isnil(L, -1)) {
         return 1;
     }
-    map_handle& handle = check_map(L, 1);
+    map_handle& handle = bound_map(L);
     auto& key = *static_cast<record*>(lua_touserdata(L, -1));
     void* value = handle.target->lookup(key.data, handle.tag.engine->settings.state->cpu);
     if (value == nullptr) {
@@ -453,9 +463,10 @@ int map_iterate(lua_State* L) {
 }
 
 int map_pairs(lua_State* L) {
-    check_map(L, 1);
+    bound_map(L);
     lua_pushcfunction(L, map_iterate);
-    lua_pushvalue(L, 1);
+    // The iteration's state is the handle itself (map_iterate and map_next_key read it as argument 1).
+    lua_pushvalue(L, lua_type(L, lua_upvalueindex(1)) == LUA_TUSERDATA ? lua_upvalueindex(1) : 1);
     lua_pushnil(L);
     return 3;
 }
@@ -479,7 +490,7 @@ void fill_from_table(lua_State* L, int index, record& entry) {
 
 int map_key(lua_State* L) {
     lua_settop(L, 2); // the new record goes above the optional table
-    map_handle& handle = check_map(L, 1);
+    map_handle& handle = bound_map(L);
     record& entry = new_record(L, *handle.tag.engine, handle.key, nullptr);
     fill_from_table(L, 2, entry);
     return 1;
@@ -487,14 +498,14 @@ int map_key(lua_State* L) {
 
 int map_value(lua_State* L) {
     lua_settop(L, 2);
-    map_handle& handle = check_map(L, 1);
+    map_handle& handle = bound_map(L);
     record& entry = new_record(L, *handle.tag.engine, handle.value, nullptr);
     fill_from_table(L, 2, entry);
     return 1;
 }
 
 int map_tostring(lua_State* L) {
-    map_handle& handle = check_map(L, 1);
+    map_handle& handle = bound_map(L);
     const ebpf::map_definition& definition = handle.target->definition();
     lua_pushfstring(L, "map %s (key %d bytes, value %d bytes)", definition.name.c_str(),
                     static_cast<int>(definition.key_size), static_cast<int>(definition.value_size));
@@ -628,6 +639,33 @@ void push_message(lua_State* L, const std::string& message) {
     lua_pushlstring(L, message.data(), message.size());
 }
 
+#ifndef SLUICE_LUAJIT
+/// Replaces the handle on top of the stack by the object scripts get on Lua 5.4: a table of the map's methods, each a
+/// closure bound to the handle. `m:lookup(k)` then finds its method in the table itself, where on a userdata Lua
+/// goes through the metatable's __index (about 100 instructions of each call, callgrind). The object's metatable is
+/// its own and protected (__metatable): it keeps the handle at [1] for redirect_map. (LuaJIT wraps the handle itself,
+/// luajit_maps.cpp.) A method acts on its own map whatever it is called on, as a bound method does.
+void push_map_object(lua_State* L) {
+    const int handle = lua_gettop(L);
+    lua_createtable(L, 0, static_cast<int>(std::size(map_methods) - 1));
+    for (const luaL_Reg* method = map_methods; method->name != nullptr; ++method) {
+        lua_pushvalue(L, handle);
+        lua_pushcclosure(L, method->func, 1);
+        lua_setfield(L, -2, method->name);
+    }
+    lua_createtable(L, 1, 2);
+    lua_pushvalue(L, handle);
+    lua_rawseti(L, -2, 1);
+    lua_pushvalue(L, handle);
+    lua_pushcclosure(L, map_tostring, 1);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushstring(L, "sluice map");
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_replace(L, handle);
+}
+#endif
+
 /// Pushes a new handle for `target`; layouts parsed from the arguments at key_index and value_index (0 or nil:
 /// default). False with a message pushed when a layout is wrong.
 bool push_handle(lua_State* L, ebpf::map* target, int key_index, int value_index) {
@@ -677,6 +715,9 @@ bool push_handle(lua_State* L, ebpf::map* target, int key_index, int value_index
         }
     }
     lua_pop(L, 1);
+#ifndef SLUICE_LUAJIT
+    push_map_object(L);
+#endif
     return true;
 }
 
@@ -789,6 +830,16 @@ int maps_declare(lua_State* L) {
 } // namespace
 
 ebpf::map* check_map_target(lua_State* L, int index) {
+#ifndef SLUICE_LUAJIT
+    if (lua_type(L, index) == LUA_TTABLE && lua_getmetatable(L, index) != 0) { // a map object (push_map_object)
+        lua_rawgeti(L, -1, 1);
+        void* handle = test_userdata(L, -1, type_map);
+        lua_pop(L, 2);
+        if (handle != nullptr) {
+            return static_cast<map_handle*>(handle)->target;
+        }
+    }
+#endif
     return check_map(L, index).target;
 }
 

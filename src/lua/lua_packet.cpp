@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 
 #include "lua/binding.hpp"
 
@@ -208,10 +209,14 @@ struct packet_handle {
     userdata_tag tag;
 };
 
+/// The packet handle a method acts on: the one its closure is bound to (push_packet_object).
+packet_handle& bound_packet(lua_State* L) {
+    return *static_cast<packet_handle*>(lua_touserdata(L, lua_upvalueindex(1)));
+}
+
 /// The live view of the packet a method was called on, or a Lua error.
 packet_view& live(lua_State* L) {
-    auto* handle = static_cast<packet_handle*>(check_userdata(L, 1, type_packet));
-    packet_view& view = handle->tag.engine->view;
+    packet_view& view = bound_packet(L).tag.engine->view;
     if (view.context == nullptr) {
         luaL_error(L, "the packet view is used outside xdp()");
     }
@@ -329,8 +334,7 @@ int packet_set_meta_be32(lua_State* L) {
 }
 template <int kind> int packet_adjust(lua_State* L) {
     live(L);
-    auto* handle = static_cast<packet_handle*>(lua_touserdata(L, 1));
-    return push(L, adjust(*handle->tag.engine, kind, offset_argument(L, 2)));
+    return push(L, adjust(*bound_packet(L).tag.engine, kind, offset_argument(L, 2)));
 }
 
 // The parsers: nil for a header the packet cuts (or that is not what it says), else its fields and the offset after.
@@ -497,21 +501,37 @@ constexpr luaL_Reg packet_methods[] = {
 
 } // namespace
 
+// The object scripts get as `pkt` is a table of the packet's methods, each a closure bound to the packet handle (a
+// userdata, whose tag says it is one): `pkt:be16(12)` then finds its method in the table itself, where on a userdata
+// Lua goes through the metatable's __index (about 100 instructions of each call, callgrind). Its metatable is
+// protected (__metatable) and refuses new fields; a method acts on the packet whatever it is called on.
+int packet_newindex(lua_State* L) {
+    return luaL_error(L, "the packet has no field '%s' to set", luaL_tolstring(L, 2, nullptr));
+}
+
 void push_packet_object(lua_State* L, state_engine& engine) {
     auto* handle = static_cast<packet_handle*>(new_userdata(L, sizeof(packet_handle)));
     handle->tag = make_tag(type_packet, engine);
+    const int bound = lua_gettop(L);
+    lua_createtable(L, 0, static_cast<int>(std::size(packet_methods) - 1));
+    for (const luaL_Reg* method = packet_methods; method->name != nullptr; ++method) {
+        lua_pushvalue(L, bound);
+        lua_pushcclosure(L, method->func, 1);
+        lua_setfield(L, -2, method->name);
+    }
     luaL_newmetatable(L, packet_type);
     remember_metatable(L, type_packet);
-    lua_newtable(L);
-    luaL_setfuncs(L, packet_methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, packet_len);
+    lua_pushvalue(L, bound);
+    lua_pushcclosure(L, packet_len, 1);
     lua_setfield(L, -2, "__len");
     lua_pushcfunction(L, packet_tostring);
     lua_setfield(L, -2, "__tostring");
+    lua_pushcfunction(L, packet_newindex);
+    lua_setfield(L, -2, "__newindex");
     lua_pushstring(L, "sluice packet");
-    lua_setfield(L, -2, "__metatable"); // getmetatable(pkt) must not hand out the methods table
+    lua_setfield(L, -2, "__metatable"); // getmetatable(pkt) must not hand out the metatable
     lua_setmetatable(L, -2);
+    lua_replace(L, bound); // the handle stays alive as the closures' upvalue
 }
 
 #endif
