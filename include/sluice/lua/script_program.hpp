@@ -11,8 +11,8 @@
 //   that the JIT compiled (it can while LuaJIT interprets). Both get the same restricted environment (below).
 //   LuaJIT lives in a plugin (libsluice_luajit.so) loaded with dlopen: see src/lua/luajit_loader.cpp for why.
 // - One call into Lua per batch: a driver chunk that sluice provides loops over the batch in Lua and calls xdp() per
-//   packet. Packets are never copied into Lua strings: Lua 5.4 gets a reusable userdata view with bounds-checked
-//   accessors, LuaJIT an FFI view of a context struct sluice owns. The view is invalid once run_batch() returns.
+//   packet. Packets are never copied into Lua strings: Lua 5.4 gets a reusable view (a table of bound, bounds-checked
+//   accessors), LuaJIT an FFI view of a context struct sluice owns. The view is invalid once run_batch() returns.
 // - Packet API (both engines): pkt:len(), pkt:u8(off), pkt:be16(off), pkt:be32(off) (nil beyond the packet),
 //   pkt:set_u8/set_be16/set_be32(off, v) (an error beyond it), pkt:ifindex(), pkt:rx_queue(), pkt:meta_len(),
 //   pkt:meta_be32(off)/set_meta_be32(off, v); parsers that return nil for a cut header:
@@ -33,8 +33,9 @@
 //   declared maps (the workers of one run); a program given none makes its own registry. Layouts are field lists
 //   such as "u32 prefixlen, be32 address" (types u8 u16 u32 u64 i8 i16 i32 i64 little-endian as the eBPF side stores
 //   them, be16 be32 network order, u8[N] bytes); names beginning with _sluice are reserved.
-//   m:key() / m:value() make records (userdata with those fields; in LuaJIT, FFI cdata of a struct made from the
-//   layout, and maps are tables, so that map operations and field accesses compile into traces); m:lookup(k) returns a view of the value in the
+//   Map objects are tables of their methods (bound to the map). m:key() / m:value() make records (userdata with
+//   those fields; in LuaJIT, FFI cdata of a struct made from the layout, so that map operations and field accesses
+//   compile into traces); m:lookup(k) returns a view of the value in the
 //   map (writes go to the map, as an eBPF program's pointer does) or nil; m:get(k [, field]) an integer;
 //   m:add(k, field, delta [, field, delta ...]) adds in place (false when k is absent);
 //   m:update(k, v [, flags]), m:delete(k) return 0 or -errno (BPF_ANY/BPF_NOEXIST/BPF_EXIST, the kernel's errnos);
