@@ -719,10 +719,12 @@ std::string format_veth_table(const veth_report& report) {
         if (!kernel && waiting && receiver_share(row).value_or(1) < 0.9) {
             marks += "w";
         }
-        // A reference program's rate is the port's limit only where the sender did not bound it.
+        // A reference program's rate is the port's limit only where neither the sender bounded it nor the machine
+        // starved its worker.
         const auto limit = [&](const veth_row* reference) {
             return !kernel && reference != nullptr && reference->ran && &row != reference &&
-                   reference->mpps < 0.95 * reference->offered_mpps && row.mpps >= 0.9 * reference->mpps;
+                   reference->mpps < 0.95 * reference->offered_mpps && receiver_share(*reference).value_or(0) >= 0.9 &&
+                   row.mpps >= 0.9 * reference->mpps;
         };
         if (limit(pass)) {
             marks += "p";
